@@ -1,0 +1,236 @@
+"""Answers: verbatim sentences picked from retrieved passages, each followed by its citation markers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from assistant.retrieval import Filters, Hit, Retriever
+from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START
+from embeddings.terms import terms
+
+DECLINE = "The articles don't cover this."
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One cited excerpt: a verbatim sentence span of an article, with the passage around it."""
+
+    n: int
+    article_id: str
+    title: str | None
+    outlet: str | None
+    date: str | None
+    path: str
+    excerpt: str
+    start: int
+    end: int
+    score: float
+    passage_start: int
+    passage_end: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A cited answer, or a declined question (`abstained`, with no citations)."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    query: str = ""
+    evidence: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """Return the answer as the JSON contract of `assistant ask --json`."""
+        return asdict(self)
+
+
+@dataclass
+class Candidate:
+    """A sentence of a retrieved passage, scored against the question."""
+
+    row: int
+    article_row: int
+    start: int
+    end: int
+    passage: Hit
+    similarity: float
+    coverage: float
+    support: float
+    score: float = 0.0
+    corroborating: list[Candidate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """How answers are composed: how much is retrieved and quoted, and when a question is declined."""
+
+    passages: int = 8
+    max_sentences: int = 3
+    min_relative_score: float = 0.6
+    same_statement: float = 0.82
+    answer_similarity: float = 0.55
+    support_similarity: float = 0.3
+    support_coverage: float = 0.5
+
+
+def _term_weights(retriever: Retriever, query_terms: set[str]) -> dict[str, float]:
+    """Return a BM25-style inverse document frequency for each query term (unknown terms weigh most)."""
+    bm25 = retriever.store.bm25
+    total = len(retriever.store.passages)
+    weights = {}
+    for term in query_terms:
+        token = bm25.vocab_dict.get(term) if bm25 is not None else None
+        frequency = 0 if token is None else int(bm25.scores["indptr"][token + 1] - bm25.scores["indptr"][token])
+        weights[term] = math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
+    return weights
+
+
+def _coverage(weights: dict[str, float], found: set[str]) -> float:
+    """Return the share of the query's term weight found among `found`."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in found) / total if total else 0.0
+
+
+def _candidates(retriever: Retriever, hits: list[Hit], query_vector: np.ndarray, weights: dict) -> list[Candidate]:
+    """Return every sentence of the hit passages once, scored by similarity, term coverage and passage rank."""
+    store = retriever.store
+    seen: dict[int, Candidate] = {}
+    for rank, hit in enumerate(hits):
+        first, stop = store.passages[hit.passage, [FIRST_SENTENCE, SENTENCE_STOP]]
+        rows = [row for row in range(first, stop) if row not in seen]
+        if not rows:
+            continue
+        similarity = np.asarray(store.sentence_vectors[rows], dtype=np.float32) @ query_vector
+        title_terms = set(terms(hit.article.title or ""))
+        for row, sim in zip(rows, similarity.tolist()):
+            article_row, start, end = store.sentences[row, [ARTICLE, START, END]]
+            found = set(terms(store.articles[article_row].text[start:end]))
+            coverage = _coverage(weights, found)
+            support = _coverage(weights, found | title_terms)
+            score = 0.6 * sim + 0.4 * coverage + 0.1 / (1 + rank)
+            seen[row] = Candidate(row, int(article_row), int(start), int(end), hit, sim, coverage, support, score)
+    return sorted(seen.values(), key=lambda c: -c.score)
+
+
+def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
+    """Return the statements to quote: the best candidates, each other outlet's copy attached as corroboration."""
+    vectors = np.asarray(retriever.store.sentence_vectors[[c.row for c in candidates]], dtype=np.float32)
+    same = vectors @ vectors.T >= settings.same_statement
+    chosen: list[int] = []
+    absorbed: set[int] = set()
+    for i, candidate in enumerate(candidates):
+        if i in absorbed or candidate.score < settings.min_relative_score * candidates[0].score:
+            continue
+        if len(chosen) == settings.max_sentences:
+            break
+        chosen.append(i)
+        articles = {candidate.article_row}
+        for j in np.flatnonzero(same[i]).tolist():
+            if j != i and j not in absorbed and j not in chosen:
+                absorbed.add(j)
+                if candidates[j].article_row not in articles:
+                    articles.add(candidates[j].article_row)
+                    candidate.corroborating.append(candidates[j])
+    statements = [candidates[i] for i in chosen]
+    # Read well: the best statement first, then the rest grouped by article, each article in its own order.
+    first_seen = {}
+    for position, statement in enumerate(statements):
+        first_seen.setdefault(statement.article_row, position)
+    return statements[:1] + sorted(statements[1:], key=lambda s: (first_seen[s.article_row], s.start))
+
+
+def _quote_marks(text: str) -> int:
+    """Return how many quotations `text` opens (positive) or closes (negative) without the other half."""
+    return text.count("“") - text.count("”") + (text.count('"') % 2)
+
+
+def _complete_quotes(retriever: Retriever, candidate: Candidate, *, reach: int = 2) -> tuple[int, int]:
+    """Return the span of a sentence widened to whole sentences until a quotation it opens or closes is whole."""
+    store = retriever.store
+    first = last = candidate.row
+    text = store.articles[candidate.article_row].text
+
+    def span_text(a: int, b: int) -> str:
+        return text[store.sentences[a, START] : store.sentences[b, END]]
+
+    balance = _quote_marks(span_text(first, last))
+    while balance > 0 and last - candidate.row < reach and last + 1 < len(store.sentences):
+        if store.sentences[last + 1, ARTICLE] != candidate.article_row:
+            break
+        last += 1
+        balance = _quote_marks(span_text(first, last))
+    while balance < 0 and candidate.row - first < reach and first > 0:
+        if store.sentences[first - 1, ARTICLE] != candidate.article_row:
+            break
+        first -= 1
+        balance = _quote_marks(span_text(first, last))
+    if balance != 0:
+        return candidate.start, candidate.end
+    return int(store.sentences[first, START]), int(store.sentences[last, END])
+
+
+def _citation(retriever: Retriever, candidate: Candidate, n: int) -> Citation:
+    article = retriever.store.articles[candidate.article_row]
+    start, end = _complete_quotes(retriever, candidate)
+    return Citation(
+        n=n,
+        article_id=article.id,
+        title=article.title,
+        outlet=article.outlet,
+        date=article.date,
+        path=article.path,
+        excerpt=article.text[start:end],
+        start=start,
+        end=end,
+        score=round(candidate.score, 4),
+        passage_start=candidate.passage.start,
+        passage_end=candidate.passage.end,
+    )
+
+
+def answer_question(
+    question: str,
+    *,
+    retriever: Retriever,
+    query: str | None = None,
+    filters: Filters | None = None,
+    settings: AnswerSettings = AnswerSettings(),
+) -> Answer:
+    """Return a cited, extractive answer to `question`, or a declined one when the articles don't cover it.
+
+    Args:
+        question: the question as asked.
+        retriever: search over the index.
+        query: the text to search with, when it differs from the question (a follow-up made self-contained).
+        filters: restrict the sources by outlet or date.
+        settings: retrieval depth, answer length and decline thresholds.
+    """
+    query = query or question
+    query_vector = retriever.encode_query(query)
+    hits = retriever.search(query, k=settings.passages, filters=filters, query_vector=query_vector)
+    weights = _term_weights(retriever, set(terms(query)))
+    candidates = _candidates(retriever, hits, query_vector, weights) if hits else []
+    if not candidates:
+        return Answer(question, DECLINE, True, [], query, {"reason": "no passages matched"})
+    best = max(candidates, key=lambda c: c.similarity)
+    support = max(c.support for c in candidates[:5])
+    evidence = {"similarity": round(best.similarity, 4), "coverage": round(support, 4)}
+    covered = best.similarity >= settings.answer_similarity or (
+        best.similarity >= settings.support_similarity and support >= settings.support_coverage
+    )
+    if not covered:
+        return Answer(question, DECLINE, True, [], query, evidence | {"reason": "weak evidence"})
+
+    citations: list[Citation] = []
+    parts = []
+    for statement in _select(retriever, candidates, settings):
+        markers = ""
+        for source in [statement, *statement.corroborating]:
+            citations.append(_citation(retriever, source, len(citations) + 1))
+            markers += f"[{len(citations)}]"
+        parts.append(f"{citations[-1 - len(statement.corroborating)].excerpt} {markers}")
+    return Answer(question, " ".join(parts), False, citations, query, evidence)

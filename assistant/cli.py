@@ -1,0 +1,188 @@
+"""Command line: `assistant index`, `assistant ask` and `assistant chat`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+from embeddings import settings
+
+# Exit codes.
+OK, PARTIAL, FAILED = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assistant", description="Ask questions of a folder of news articles; get answers quoted from them."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--index-dir",
+            type=Path,
+            default=None,
+            help=f"index folder (default: $ASSISTANT_INDEX_DIR or {settings.index_dir()})",
+        )
+        command.add_argument(
+            "--model", default=None, help="local sentence-transformers folder (default: the index's model)"
+        )
+
+    index = commands.add_parser("index", help="index article files (.txt .md .html .jsonl) or folders of them")
+    index.add_argument(
+        "paths", nargs="*", type=Path, default=[Path("seeds")], help="files or folders (default: seeds/)"
+    )
+    index.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything again")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(index)
+
+    ask = commands.add_parser("ask", help="answer one question, or a batch of them")
+    ask.add_argument("question", nargs="?", help="the question")
+    ask.add_argument("--batch", metavar="FILE", help='JSON lines {"question": ..., "history": [...]}; - for stdin')
+    ask.add_argument("--history", nargs="*", default=[], metavar="Q", help="earlier questions, oldest first")
+    ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _answer_options(ask)
+    common(ask)
+
+    chat = commands.add_parser("chat", help="an interactive chat in the terminal, with follow-up questions")
+    _answer_options(chat)
+    common(chat)
+    return parser
+
+
+def _answer_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--outlet", action="append", help="only cite this outlet (repeatable)")
+    command.add_argument("--since", metavar="YYYY-MM-DD", help="only cite articles dated on or after this day")
+    command.add_argument("--until", metavar="YYYY-MM-DD", help="only cite articles dated on or before this day")
+    command.add_argument("--max-sentences", type=int, default=3, help="most sentences quoted (default 3)")
+
+
+def _filters(args):
+    from assistant.retrieval import Filters
+
+    return Filters(frozenset(args.outlet) if args.outlet else None, args.since, args.until)
+
+
+def _settings(args):
+    from assistant.answer import AnswerSettings
+
+    if args.max_sentences < 1:
+        raise ValueError("--max-sentences must be at least 1")
+    return AnswerSettings(max_sentences=args.max_sentences)
+
+
+def format_answer(answer) -> str:
+    """Return an answer for the terminal: its text, then each numbered source with its excerpt."""
+    lines = textwrap.wrap(answer.answer, width=100) or [answer.answer]
+    if answer.abstained:
+        return "\n".join(lines)
+    lines += ["", "Sources:"]
+    for c in answer.citations:
+        source = ", ".join(part for part in (c.outlet, c.date, c.title and f"“{c.title}”") if part) or c.article_id
+        lines.append(f" [{c.n}] {source}")
+        lines.append(f"     {c.path}, characters {c.start}-{c.end}")
+        lines += textwrap.wrap(c.excerpt, width=96, initial_indent="     > ", subsequent_indent="       ")
+    return "\n".join(lines)
+
+
+def _index(args) -> int:
+    from embeddings.indexer import update_index
+
+    def waiting() -> None:
+        print(f"Waiting for another indexing run on {args.index_dir} to finish...", file=sys.stderr)
+
+    report = update_index(
+        args.paths, index_dir=args.index_dir, model_path=args.model, rebuild=args.rebuild,
+        progress=not args.quiet, on_wait=waiting,
+    )  # fmt: skip
+    print(report.summary())
+    print(f"Index: {args.index_dir}")
+    return PARTIAL if report.skipped else OK
+
+
+def _batch_lines(source: str):
+    if source == "-":
+        yield from enumerate(sys.stdin, start=1)
+        return
+    with open(source, encoding="utf-8") as handle:
+        yield from enumerate(handle, start=1)
+
+
+def _ask(args) -> int:
+    from assistant.service import Assistant
+
+    if bool(args.question) == bool(args.batch):
+        raise ValueError('give either a question or --batch FILE, e.g. assistant ask "Who did Belousov call?"')
+    assistant = Assistant(args.index_dir, model_path=args.model)
+    filters, settings_ = _filters(args), _settings(args)
+    if args.question:
+        answer = assistant.ask(args.question, history=args.history, filters=filters, settings=settings_)
+        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if args.json else format_answer(answer))
+        return OK
+    status = OK
+    for number, line in _batch_lines(args.batch):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("question"), str):
+                raise ValueError('expected an object with a string "question"')
+            history = record.get("history", [])
+            if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+                raise ValueError('"history" must be a list of strings')
+            result = assistant.ask(record["question"], history=history, filters=filters, settings=settings_).to_json()
+        except ValueError as error:  # json.JSONDecodeError is a ValueError
+            result, status = {"line": number, "error": str(error)}, PARTIAL
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+    return status
+
+
+def _chat(args) -> int:
+    from assistant.conversation import Conversation
+    from assistant.service import Assistant
+
+    assistant = Assistant(args.index_dir, model_path=args.model)
+    counts = assistant.store.manifest["counts"]
+    print(
+        f"{counts['articles']} articles, {counts['passages']} passages. Ask a question; /reset starts over, /quit ends."
+    )
+    conversation = Conversation()
+    filters, settings_ = _filters(args), _settings(args)
+    while True:
+        try:
+            question = input("\nYou: ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return OK
+        if question in ("/quit", "/exit"):
+            return OK
+        if question == "/reset":
+            conversation = Conversation()
+            print("Started a new conversation.")
+            continue
+        if not question:
+            continue
+        answer = assistant.ask(question, history=conversation.questions, filters=filters, settings=settings_)
+        conversation.add(question)
+        print("\nAssistant: " + format_answer(answer))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 some input skipped, 2 failed)."""
+    from embeddings.encoder import ModelError
+    from embeddings.store import StoreError
+
+    args = _parser().parse_args(argv)
+    args.index_dir = args.index_dir or settings.index_dir()
+    try:
+        return {"index": _index, "ask": _ask, "chat": _chat}[args.command](args)
+    except (StoreError, ModelError, ValueError, OSError) as error:
+        print(f"assistant {args.command}: {error}", file=sys.stderr)
+        return FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

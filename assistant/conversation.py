@@ -1,0 +1,44 @@
+"""Conversation: follow-up questions made self-contained with the earlier turns."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from embeddings.terms import terms
+
+# Words that point back to something named in an earlier turn.
+_ANAPHORA = re.compile(
+    r"\b(he|she|him|her|his|hers|they|them|their|theirs|it|its|this|that|these|those|there|then|"
+    r"the same|the other|other|else|also|too)\b",
+    re.IGNORECASE,
+)
+_CONTINUATION = re.compile(r"^\s*(and|but|so|what about|how about|why|why not|what else)\b", re.IGNORECASE)
+
+
+def is_follow_up(question: str) -> bool:
+    """Return True if the question leans on earlier turns: a pronoun, a continuation, or almost no content words."""
+    return bool(_ANAPHORA.search(question) or _CONTINUATION.match(question)) or len(terms(question)) <= 1
+
+
+def contextual_query(question: str, history: list[str], *, turns: int = 2) -> str:
+    """Return the text to search with: the question, preceded by recent earlier questions if it is a follow-up."""
+    if not history or not is_follow_up(question):
+        return question
+    return " ".join([*history[-turns:], question])
+
+
+@dataclass
+class Conversation:
+    """The questions asked so far in one chat, oldest first, bounded to the most recent `limit`."""
+
+    questions: list[str] = field(default_factory=list)
+    limit: int = 50
+
+    def query_for(self, question: str) -> str:
+        """Return the search text for the next question."""
+        return contextual_query(question, self.questions)
+
+    def add(self, question: str) -> None:
+        """Record an asked question."""
+        self.questions = [*self.questions, question][-self.limit :]

@@ -1,0 +1,129 @@
+"""Retrieval: dense (FAISS) and lexical (BM25) passage search, fused by reciprocal rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from embeddings.articles import Article
+from embeddings.encoder import Encoder
+from embeddings.store import ARTICLE, END, START, Store
+from embeddings.terms import terms
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which articles a search may return: by outlet and by date range (YYYY-MM-DD, inclusive)."""
+
+    outlets: frozenset[str] | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def admits(self, article: Article) -> bool:
+        """Return True if the article passes every filter; articles without a date fail a date range."""
+        if self.outlets is not None and article.outlet not in self.outlets:
+            return False
+        if self.date_from or self.date_to:
+            if article.date is None:
+                return False
+            if (self.date_from and article.date < self.date_from) or (self.date_to and article.date > self.date_to):
+                return False
+        return True
+
+    @property
+    def active(self) -> bool:
+        """Return True if any filter is set."""
+        return self.outlets is not None or bool(self.date_from or self.date_to)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage: its row in the store, its article and span, and its fused and dense scores."""
+
+    passage: int
+    article: Article
+    start: int
+    end: int
+    score: float
+    dense_score: float
+
+
+def reciprocal_rank_fusion(rankings: list[np.ndarray], *, k: int = 60, weights: list[float] | None = None) -> dict:
+    """Return {id: fused score} for ranked id lists: the sum of weight / (k + rank), rank counted from 1."""
+    weights = weights or [1.0] * len(rankings)
+    fused: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, item in enumerate(ranking, start=1):
+            fused[int(item)] = fused.get(int(item), 0.0) + weight / (k + rank)
+    return fused
+
+
+class Retriever:
+    """Hybrid passage search over a loaded store."""
+
+    def __init__(self, store: Store, encoder: Encoder, *, candidates: int = 50):
+        self.store = store
+        self.encoder = encoder
+        self.candidates = candidates
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """Return the query's unit vector, shape (dimension,)."""
+        return self.encoder.encode([query])[0]
+
+    def allowed_passages(self, filters: Filters) -> np.ndarray:
+        """Return the rows of the passages whose articles pass `filters`."""
+        admitted = np.array([filters.admits(a) for a in self.store.articles], dtype=bool)
+        return np.flatnonzero(admitted[self.store.passages[:, ARTICLE]])
+
+    def dense(self, query_vector: np.ndarray, *, k: int, allowed: np.ndarray | None = None) -> tuple:
+        """Return (rows, scores) of the k passages nearest the query vector, best first."""
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
+        scores, rows = self.store.passage_index.search(query_vector.reshape(1, -1), k, params=params)
+        keep = rows[0] >= 0
+        return rows[0][keep], scores[0][keep]
+
+    def lexical(self, query_terms: list[str], *, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Return the rows of the k best BM25 passages that share a term with the query, best first."""
+        if not query_terms or self.store.bm25 is None:
+            return np.zeros(0, dtype=np.int64)
+        mask = None
+        if allowed is not None:
+            mask = np.zeros(len(self.store.passages), dtype=np.float32)
+            mask[allowed] = 1.0
+        rows, scores = self.store.bm25.retrieve([query_terms], k=k, show_progress=False, weight_mask=mask)
+        return rows[0][scores[0] > 0]
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: Filters | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """Return the k best passages for `query` by reciprocal rank fusion of dense and BM25 search."""
+        total = len(self.store.passages)
+        if total == 0:
+            return []
+        allowed = self.allowed_passages(filters) if filters is not None and filters.active else None
+        if allowed is not None and len(allowed) == 0:
+            return []
+        pool = min(self.candidates, total if allowed is None else len(allowed))
+        vector = self.encode_query(query) if query_vector is None else query_vector
+        dense_rows, dense_scores = self.dense(vector, k=pool, allowed=allowed)
+        lexical_rows = self.lexical(terms(query), k=pool, allowed=allowed)
+        fused = reciprocal_rank_fusion([dense_rows, lexical_rows])
+        dense_by_row = dict(zip(dense_rows.tolist(), dense_scores.tolist()))
+        best = sorted(fused, key=lambda row: -fused[row])[:k]
+        hits = []
+        for row in best:
+            article_row, start, end = self.store.passages[row, [ARTICLE, START, END]]
+            dense_score = dense_by_row.get(row)
+            if dense_score is None:
+                dense_score = float(self.store.passage_index.reconstruct(row) @ vector)
+            hits.append(Hit(row, self.store.articles[article_row], int(start), int(end), fused[row], dense_score))
+        return hits

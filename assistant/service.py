@@ -1,0 +1,57 @@
+"""The assistant: a model and an index loaded once, answering questions with their history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.answer import Answer, AnswerSettings, answer_question
+from assistant.conversation import contextual_query
+from assistant.retrieval import Filters, Retriever
+from embeddings import store as index_store
+from embeddings.encoder import Encoder
+
+
+class Assistant:
+    """Answers questions over one index folder with one model, both loaded once."""
+
+    def __init__(self, index_dir: Path, *, model_path: str | Path | None = None, encoder: Encoder | None = None):
+        manifest = index_store.read_manifest(Path(index_dir))
+        if manifest is None:
+            raise index_store.StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
+        if encoder is None:
+            recorded = Path(manifest["model"]["path"])
+            encoder = Encoder(model_path or (recorded if recorded.is_dir() else None))
+        self.encoder = encoder
+        self.index_dir = Path(index_dir)
+        self.retriever = Retriever(index_store.load(self.index_dir, model_fingerprint=encoder.fingerprint), encoder)
+
+    @property
+    def store(self) -> index_store.Store:
+        """Return the loaded index."""
+        return self.retriever.store
+
+    def reload_if_changed(self) -> bool:
+        """Load the index again if another run wrote a newer generation; return True if it did."""
+        manifest = index_store.read_manifest(self.index_dir)
+        if manifest is None or manifest["generation"] == self.store.generation:
+            return False
+        fresh = index_store.load(self.index_dir, model_fingerprint=self.encoder.fingerprint)
+        self.retriever = Retriever(fresh, self.encoder)
+        return True
+
+    def ask(
+        self,
+        question: str,
+        *,
+        history: list[str] = (),
+        filters: Filters | None = None,
+        settings: AnswerSettings | None = None,
+    ) -> Answer:
+        """Return the cited answer to `question`, reading follow-ups in the light of `history` (oldest first)."""
+        question = question.strip()
+        if not question:
+            raise ValueError("the question is empty")
+        query = contextual_query(question, list(history))
+        return answer_question(
+            question, retriever=self.retriever, query=query, filters=filters, settings=settings or AnswerSettings()
+        )

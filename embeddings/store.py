@@ -1,0 +1,249 @@
+"""Store: the index folder. A manifest names one generation folder of plain files; writes are atomic.
+
+Layout of an index folder:
+
+    manifest.json          model, dimension, counts, chunking, a hash per article and source file
+    g000007/
+        articles.jsonl     one article per line, with its full text
+        passages.npy       int64 rows: article row, start, end, first sentence, sentence stop
+        sentences.npy      int64 rows: article row, start, end
+        passages.faiss     FAISS inner-product index; row i is passage i
+        sentences.f16.npy  float16 unit vectors; row i is sentence i
+        bm25/              bm25s index over the passages' terms
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+
+from embeddings.articles import Article
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+LOCK = ".lock"
+FILES = ("articles.jsonl", "passages.npy", "sentences.npy", "passages.faiss", "sentences.f16.npy")
+
+# Columns of the passages and sentences tables.
+ARTICLE, START, END, FIRST_SENTENCE, SENTENCE_STOP = range(5)
+
+
+class StoreError(RuntimeError):
+    """An index folder that cannot be used as it is; the message says what is wrong and how to fix it."""
+
+
+@dataclass
+class Store:
+    """An index folder loaded into memory: articles, passage and sentence tables, vectors and BM25."""
+
+    path: Path
+    manifest: dict
+    articles: list[Article]
+    passages: np.ndarray
+    sentences: np.ndarray
+    passage_index: faiss.Index
+    sentence_vectors: np.ndarray
+    bm25: bm25s.BM25 | None
+
+    @property
+    def generation(self) -> str:
+        """Return the name of the generation folder this store was loaded from."""
+        return self.manifest["generation"]
+
+    def passage_text(self, row: int) -> str:
+        """Return the article text spanned by passage `row`."""
+        article, start, end = self.passages[row, :3]
+        return self.articles[article].text[start:end]
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    """Return the manifest of an index folder, None if there is no index there yet."""
+    path = Path(index_dir) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StoreError(_broken(index_dir, f"{MANIFEST} is unreadable ({error})")) from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise StoreError(_broken(index_dir, f"{MANIFEST} is not an index manifest of format {FORMAT}"))
+    return manifest
+
+
+def _broken(index_dir: Path, what: str) -> str:
+    return f"The index in {index_dir} is damaged: {what}. Rebuild it with: assistant index --rebuild PATH ..."
+
+
+def load(index_dir: Path, *, model_fingerprint: str | None = None) -> Store:
+    """Return the index stored in `index_dir`, after checking every file against the manifest.
+
+    Args:
+        index_dir: the index folder.
+        model_fingerprint: the identity of the model that will encode questions; a different model is refused.
+
+    Raises:
+        StoreError: no index, a damaged one, or one built with another model.
+    """
+    index_dir = Path(index_dir)
+    manifest = read_manifest(index_dir)
+    if manifest is None:
+        raise StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
+    model = manifest.get("model", {})
+    if model_fingerprint and model.get("fingerprint") != model_fingerprint:
+        raise StoreError(
+            f"The index in {index_dir} was built with the model {model.get('name')!r} ({model.get('path')}), "
+            "not the one loaded now. Use --model with that folder, or rebuild: assistant index --rebuild PATH ..."
+        )
+    folder = index_dir / manifest["generation"]
+    for name, size in manifest["files"].items():
+        file = folder / name
+        if not file.is_file() or file.stat().st_size != size:
+            raise StoreError(_broken(index_dir, f"{manifest['generation']}/{name} is missing or truncated"))
+    try:
+        articles = [Article.from_json(json.loads(line)) for line in (folder / FILES[0]).open(encoding="utf-8")]
+        passages = np.load(folder / FILES[1], allow_pickle=False)
+        sentences = np.load(folder / FILES[2], allow_pickle=False)
+        passage_index = faiss.read_index(str(folder / FILES[3]))
+        sentence_vectors = np.load(folder / FILES[4], mmap_mode="r", allow_pickle=False)
+        bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False) if len(passages) else None
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as error:
+        raise StoreError(_broken(index_dir, f"a file of {manifest['generation']} is unreadable ({error})")) from error
+    store = Store(index_dir, manifest, articles, passages, sentences, passage_index, sentence_vectors, bm25)
+    _check(store)
+    return store
+
+
+def _check(store: Store) -> None:
+    """Raise StoreError unless the store's tables, vectors and manifest agree row for row."""
+    manifest, counts = store.manifest, store.manifest["counts"]
+    problems = []
+    if [a.id for a in store.articles] != list(manifest["articles"]):
+        problems.append("articles.jsonl does not hold the articles the manifest lists")
+    elif any(a.hash != manifest["articles"][a.id] for a in store.articles):
+        problems.append("an article's text differs from the hash in the manifest")
+    if store.passages.shape != (counts["passages"], 5) or store.sentences.shape != (counts["sentences"], 3):
+        problems.append("the passage or sentence table has the wrong shape")
+    if store.passage_index.ntotal != counts["passages"] or store.passage_index.d != manifest["model"]["dimension"]:
+        problems.append("the FAISS index does not have one vector per passage")
+    if store.sentence_vectors.shape != (counts["sentences"], manifest["model"]["dimension"]):
+        problems.append("the sentence vectors do not have one row per sentence")
+    if not problems and len(store.passages):
+        lengths = np.array([len(a.text) for a in store.articles])
+        for table in (store.passages, store.sentences):
+            rows = table[:, ARTICLE]
+            if rows.min() < 0 or rows.max() >= len(lengths) or (table[:, START] >= table[:, END]).any():
+                problems.append("a passage or sentence points outside its article")
+            elif (table[:, END] > lengths[rows]).any():
+                problems.append("a passage or sentence span runs past its article's end")
+    if problems:
+        raise StoreError(_broken(store.path, "; ".join(problems)))
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path, *, wait_message=None):
+    """Hold the index folder's write lock (also across processes) for the `with` block."""
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if wait_message:
+                wait_message()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _next_generation(index_dir: Path, manifest: dict | None) -> str:
+    number = int(manifest["generation"][1:]) + 1 if manifest else 1
+    while (index_dir / f"g{number:06d}").exists():
+        number += 1
+    return f"g{number:06d}"
+
+
+def write(
+    index_dir: Path,
+    *,
+    manifest: dict,
+    articles: list[Article],
+    passages: np.ndarray,
+    sentences: np.ndarray,
+    passage_vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+    bm25: bm25s.BM25 | None,
+) -> dict:
+    """Write a new generation of the index and switch the manifest to it; return the manifest written.
+
+    Call with the write lock held. Files go to a temporary folder, are fsynced, and the folder is renamed
+    into place; the manifest is replaced last, so a crash at any point leaves the old index or the new one.
+    """
+    index_dir = Path(index_dir)
+    try:
+        previous = read_manifest(index_dir)
+    except StoreError:
+        previous = None  # a rebuild over a damaged index
+    generation = _next_generation(index_dir, previous)
+    staging = index_dir / f".tmp-{generation}-{os.getpid()}"
+    staging.mkdir(parents=True)
+    with open(staging / FILES[0], "w", encoding="utf-8") as handle:
+        for article in articles:
+            handle.write(json.dumps(article.to_json(), ensure_ascii=False) + "\n")
+    np.save(staging / FILES[1], passages.astype(np.int64), allow_pickle=False)
+    np.save(staging / FILES[2], sentences.astype(np.int64), allow_pickle=False)
+    index = faiss.IndexFlatIP(manifest["model"]["dimension"])
+    index.add(np.ascontiguousarray(passage_vectors, dtype=np.float32))
+    faiss.write_index(index, str(staging / FILES[3]))
+    np.save(staging / FILES[4], sentence_vectors.astype(np.float16), allow_pickle=False)
+    if bm25 is not None:
+        bm25.save(str(staging / "bm25"), show_progress=False)
+    for file in staging.rglob("*"):
+        if file.is_file():
+            _fsync_file(file)
+    _fsync_dir(staging)
+    os.rename(staging, index_dir / generation)
+    _fsync_dir(index_dir)
+
+    manifest = dict(manifest, format=FORMAT, generation=generation, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    folder = index_dir / generation
+    manifest["files"] = {str(f.relative_to(folder)): f.stat().st_size for f in sorted(folder.rglob("*")) if f.is_file()}
+    temporary = index_dir / f".{MANIFEST}.tmp"
+    temporary.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+    _fsync_file(temporary)
+    os.replace(temporary, index_dir / MANIFEST)
+    _fsync_dir(index_dir)
+    _remove_stale(index_dir, keep={generation, previous["generation"] if previous else generation})
+    return manifest
+
+
+def _remove_stale(index_dir: Path, *, keep: set[str]) -> None:
+    """Delete generations older than the previous one (readers may still be loading it) and dead staging folders."""
+    for entry in index_dir.iterdir():
+        stale_generation = entry.name.startswith("g") and entry.name[1:].isdigit() and entry.name not in keep
+        if entry.is_dir() and (stale_generation or entry.name.startswith(".tmp-")):
+            shutil.rmtree(entry, ignore_errors=True)
