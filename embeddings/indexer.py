@@ -144,6 +144,7 @@ def update_index(
     *,
     index_dir: Path,
     model_path: str | Path | None = None,
+    encoder: Encoder | None = None,
     rebuild: bool = False,
     progress: bool = True,
     on_wait=None,
@@ -152,6 +153,7 @@ def update_index(
 
     Files indexed earlier from under `paths` that are gone now are removed; everything indexed from
     elsewhere is kept. With `rebuild`, the old index is ignored and everything is embedded again.
+    The model is `encoder` if given, else the one in `model_path`, else the index's own, else the default.
 
     Raises:
         StoreError: the existing index is damaged or was built with another model (use `rebuild`).
@@ -163,7 +165,7 @@ def update_index(
         manifest = None if rebuild else index_store.read_manifest(index_dir)
         if model_path is None and manifest and Path(manifest["model"]["path"]).is_dir():
             model_path = manifest["model"]["path"]
-        encoder = Encoder(model_path)
+        encoder = encoder or Encoder(model_path)
         old = None
         if manifest:
             if manifest["model"]["fingerprint"] != encoder.fingerprint:

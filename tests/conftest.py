@@ -21,10 +21,10 @@ def encoder() -> Encoder:
 
 
 @pytest.fixture(scope="session")
-def seed_index(tmp_path_factory) -> Path:
+def seed_index(tmp_path_factory, encoder) -> Path:
     """Return an index folder holding the five seed articles."""
     index_dir = tmp_path_factory.mktemp("seed-index")
-    report = update_index([SEEDS], index_dir=index_dir, progress=False)
+    report = update_index([SEEDS], index_dir=index_dir, encoder=encoder, progress=False)
     assert report.articles == 5 and not report.skipped
     return index_dir
 
