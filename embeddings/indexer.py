@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import time
@@ -86,30 +87,31 @@ def _under(source: str, roots: list[Path]) -> bool:
 def _read_sources(
     files: list[Path], old_sources: dict, old_articles: dict[str, Article] | None
 ) -> tuple[dict, list[Article], list[Skipped]]:
-    """Return the source records, articles and skips of `files`; unchanged files are not parsed again."""
+    """Return the source records, articles and skips of `files`; unchanged files are not parsed again.
+
+    A file indexed earlier that cannot be read now keeps its earlier articles (and says so).
+    """
     sources, articles, skipped = {}, [], []
     for file in files:
         name = display_path(file)
+        old = old_sources.get(name) if old_articles is not None else None
         try:
             check_file(file, file.stat().st_size)
             data = file.read_bytes()
-        except OSError as error:
-            skipped.append(Skipped(name, f"cannot read: {error.strerror or error}"))
-            continue
-        except LoadError as error:
-            skipped.append(Skipped(name, str(error)))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        old = old_sources.get(name)
-        if old and old["sha256"] == digest and old_articles is not None:
-            found = [old_articles[i] for i in old["articles"]]
-            line_skips = [Skipped(path, reason) for path, reason in old["skipped"]]
-        else:
-            try:
+            digest = hashlib.sha256(data).hexdigest()
+            if old and old["sha256"] == digest:
+                found = [old_articles[i] for i in old["articles"]]
+                line_skips = [Skipped(path, reason) for path, reason in old["skipped"]]
+            else:
                 found, line_skips = read_articles(file, data, display_path=name)
-            except LoadError as error:
-                skipped.append(Skipped(name, str(error)))
-                continue
+        except (OSError, LoadError) as error:
+            reason = f"cannot read: {error.strerror or error}" if isinstance(error, OSError) else str(error)
+            if old:
+                sources[name] = copy.deepcopy(old)
+                articles += [old_articles[i] for i in old["articles"]]
+                reason += "; the version indexed earlier is kept"
+            skipped.append(Skipped(name, reason))
+            continue
         sources[name] = {"sha256": digest, "articles": [a.id for a in found], "skipped": []}
         sources[name]["skipped"] = [[s.path, s.reason] for s in line_skips]
         skipped += line_skips
