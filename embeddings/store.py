@@ -281,6 +281,7 @@ def write(
         previous = None  # a rebuild over a damaged index
     generation = _next_generation(index_dir, previous)
     staging = index_dir / f".tmp-{generation}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)  # left by an earlier failed write of this process
     staging.mkdir(parents=True)
     with open(staging / FILES[0], "w", encoding="utf-8") as handle:
         for article in articles:
