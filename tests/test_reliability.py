@@ -262,16 +262,6 @@ def test_sigkill_at_any_point_leaves_the_old_index_or_the_new_one(tmp_path, enco
     def as_staging_appears(process, started):
         return lambda: bool(staging(process))
 
-    def while_staged_files_are_written(process, started):
-        seen = []
-
-        def ready() -> bool:
-            if staging(process) and not seen:
-                seen.append(time.monotonic())
-            return bool(seen) and time.monotonic() - seen[0] >= 0.15
-
-        return ready
-
     def after_rename_before_manifest(process, started):
         before, manifest = generations(index_dir), manifest_path.read_text()
         return lambda: bool(generations(index_dir) - before) and manifest_path.read_text() == manifest
@@ -279,10 +269,9 @@ def test_sigkill_at_any_point_leaves_the_old_index_or_the_new_one(tmp_path, enco
     kill_points = [
         after_loading_starts,
         as_staging_appears,
-        while_staged_files_are_written,
         after_rename_before_manifest,
     ]
-    during_write = 0
+    hit_while_writing = []
     for number, kill_point in enumerate(kill_points):
         write_news(tmp_path / "new", [number])
         entries = {p.name for p in index_dir.iterdir()}
@@ -293,10 +282,11 @@ def test_sigkill_at_any_point_leaves_the_old_index_or_the_new_one(tmp_path, enco
         found = ids(index_dir)  # loads and checks the whole index
         assert found in (expected, expected | {f"news-{number}"}), kill_point.__name__
         left = {p.name for p in index_dir.iterdir()} - entries - {index_store.read_manifest(index_dir)["generation"]}
-        during_write += killed and found == expected and bool(left)
+        if killed and found == expected and left:
+            hit_while_writing.append(kill_point.__name__)
         expected = found
 
-    assert during_write >= 2, "the kills did not land in the write phase"
+    assert hit_while_writing == ["as_staging_appears", "after_rename_before_manifest"]
     process = run_cli("index", str(tmp_path / "new"), "--index-dir", str(index_dir), "--quiet", cwd=tmp_path)
     assert process.wait() == cli.OK, process.stderr.read()
     assert ids(index_dir) == expected | {f"news-{n}" for n in range(len(kill_points))}
@@ -532,14 +522,14 @@ def test_two_index_runs_at_once_both_land(small_index, tmp_path):
     assert ids(index_dir) == before | set(first) | set(second)
 
 
-def test_readers_keep_answering_while_another_process_indexes(seed_index, tmp_path, encoder):
+def test_readers_keep_answering_while_another_process_indexes(small_index, tmp_path, encoder):
     index_dir = tmp_path / "index"
-    shutil.copytree(seed_index, index_dir)
+    shutil.copytree(small_index / "index", index_dir)
     assistant = Assistant(index_dir, encoder=encoder)
     added = write_news(tmp_path / "new", range(30, 34))
     questions = [
-        "Who did Belousov call?",
-        "What did Peskov say?",
+        "Which plan did the council of district 2 approve on Monday?",
+        "When will work on the railway begin?",
         "Which plan did the council of district 31 approve on Monday?",
     ]
     answers, errors, reloads = [], [], []
