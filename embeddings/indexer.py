@@ -168,17 +168,15 @@ def update_index(
         if model_path is None and manifest and Path(manifest["model"]["path"]).is_dir():
             model_path = manifest["model"]["path"]
         encoder = encoder or Encoder(model_path)
-        old = None
+        old, rechunk = None, False
         if manifest:
             if manifest["model"]["fingerprint"] != encoder.fingerprint:
                 raise index_store.StoreError(
                     f"The index in {index_dir} was built with the model {manifest['model']['name']!r}, not "
                     f"{encoder.name!r}. Re-embed everything with: assistant index --rebuild PATH ..."
                 )
-            if manifest.get("chunking") != CHUNKING:
-                manifest = None  # built with other chunking settings: embed everything again
-            else:
-                old = index_store.load(index_dir, model_fingerprint=encoder.fingerprint)
+            old = index_store.load(index_dir, model_fingerprint=encoder.fingerprint)
+            rechunk = manifest.get("chunking") != CHUNKING  # other chunking settings: split and embed all again
         old_articles = {a.id: a for a in old.articles} if old else {}
         old_sources = manifest["sources"] if manifest else {}
 
@@ -193,10 +191,12 @@ def update_index(
         report = IndexReport(skipped=skipped + read_skips + duplicate_skips)
         new_ids = {a.id for a in articles}
         report.added = [a.id for a in articles if a.id not in old_articles]
-        report.updated = [a.id for a in articles if a.id in old_articles and old_articles[a.id].hash != a.hash]
+        report.updated = [
+            a.id for a in articles if a.id in old_articles and (rechunk or old_articles[a.id].hash != a.hash)
+        ]
         report.removed = [i for i in old_articles if i not in new_ids]
         if report.changed or sources != old_sources:
-            _write(index_dir, encoder, old, articles, sources, report, progress)
+            _write(index_dir, encoder, old if not rechunk else None, articles, sources, report, progress)
         report.articles = len(articles)
         report.passages = old.manifest["counts"]["passages"] if old and not report.changed else report.passages
         report.seconds = time.perf_counter() - started
@@ -207,12 +207,11 @@ def _write(index_dir, encoder, old, articles, sources, report, progress) -> None
     """Assemble the tables and vectors of `articles`, reusing the old rows of unchanged ones, and write them."""
     old_rows = {a.id: row for row, a in enumerate(old.articles)} if old else {}
     reuse = {a.id for a in articles if a.id in old_rows and old.articles[old_rows[a.id]].hash == a.hash}
-    new_passages, new_sentences, to_embed = [], [], []
+    new_passages, to_embed = [], []
     for row, article in enumerate(articles):
         if article.id in reuse:
             continue
         sentences, passages = chunk_article(article, **CHUNKING)
-        new_sentences.append((row, sentences))
         new_passages.append((row, sentences, passages))
         to_embed += [passage_document(article, sentences[p.first_sentence : p.sentence_stop]) for p in passages]
         to_embed += [article.text[a:b] for a, b in sentences]
@@ -221,7 +220,8 @@ def _write(index_dir, encoder, old, articles, sources, report, progress) -> None
     if to_embed:
         with tqdm(total=len(to_embed), desc="Embedding", unit="text", disable=not progress) as bar:
             vectors = encoder.encode(to_embed, progress=bar.update)
-    dimension = vectors.shape[1] if to_embed else old.manifest["model"]["dimension"]
+    recorded_model = old.manifest["model"] if old and not to_embed else encoder.describe()
+    dimension = vectors.shape[1] if to_embed else recorded_model["dimension"]
 
     passage_rows, sentence_rows, passage_vectors, sentence_vectors = [], [], [], []
     old_passage_vectors = old.passage_index.reconstruct_n(0, old.passage_index.ntotal) if old and reuse else None
@@ -266,7 +266,7 @@ def _write(index_dir, encoder, old, articles, sources, report, progress) -> None
         bm25 = bm25s.BM25()
         bm25.index([_passage_terms(articles, sentences_table, p) for p in passages_table], show_progress=False)
     manifest = {
-        "model": dict(encoder.describe() if to_embed else old.manifest["model"], dimension=dimension),
+        "model": dict(recorded_model, dimension=dimension),
         "normalized": True,
         "metric": "inner_product",
         "chunking": CHUNKING,
