@@ -18,16 +18,17 @@ class CorpusOverview:
     first_date: str | None
     last_date: str | None
 
-    def hint(self) -> str:
-        """Return a sentence saying what the corpus covers, to help rephrase a declined question."""
+    def summary(self) -> str:
+        """Return a sentence saying what the corpus covers: articles, outlets and dates."""
         if not self.articles:
             return "The corpus is empty: add articles first."
         outlets = ", ".join(sorted(self.outlets)) or "unknown outlets"
         dates = f" dated {self.first_date} to {self.last_date}" if self.first_date else ""
-        return (
-            f"The corpus holds {self.articles} articles from {outlets}{dates}. "
-            "Try naming a person, place or event from them, or widen the filters."
-        )
+        return f"The corpus holds {self.articles} articles from {outlets}{dates}."
+
+    def hint(self) -> str:
+        """Return what the corpus covers and how to rephrase, for a declined question."""
+        return self.summary() + " Try naming a person, place or event from them, or widen the filters."
 
 
 def corpus_overview(store: Store) -> CorpusOverview:

@@ -36,7 +36,7 @@ def save_uploads(
     for number, (name, data) in enumerate(files, start=1):
         clean = safe_name(name)
         if number > max_files:
-            refused.append(Skipped(name, f"only {max_files} files can be added at once; add this one in another upload"))
+            refused.append(Skipped(name, f"only {max_files} files can be added at once; add this one again"))
             continue
         if not Path(clean).stem:
             refused.append(Skipped(name, "the file name is empty"))
