@@ -138,10 +138,9 @@ with st.sidebar:
     with st.form("upload", clear_on_submit=True, border=False):
         files = st.file_uploader(
             "Article files",
-            type=[suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES],
             accept_multiple_files=True,
-            max_upload_size=settings.MAX_FILE_BYTES // 1_000_000,
-            help=f"Up to {settings.MAX_UPLOAD_FILES} files at once, {settings.MAX_FILE_BYTES // 1_000_000} MB each.",
+            help=f"{', '.join(SUPPORTED_SUFFIXES)} files: up to {settings.MAX_UPLOAD_FILES} at once, "
+            f"{settings.MAX_FILE_BYTES // 1_000_000} MB each.",
         )
         submitted = st.form_submit_button("Add to the corpus", icon=":material/upload:")
     if submitted and files:
