@@ -28,7 +28,7 @@ from embeddings.indexer import update_index
 from embeddings.uploads import index_uploads
 
 SEEDS = Path(__file__).resolve().parent / "seeds"
-HISTORY_TURNS = 30  # turns kept per session; older ones are dropped
+HISTORY_TURNS = settings.history_turns()  # turns kept per session; older ones are dropped
 
 st.set_page_config(page_title="News assistant", page_icon="📰", layout="wide")
 st.html(render.STYLE)
@@ -51,6 +51,10 @@ def show_article(citation, article) -> None:
     components.html(render.article_document(citation, article), height=520)
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def show_turn(turn: dict) -> None:
     with st.chat_message("user"):
         st.html(f"<div>{escape(turn['question'])}</div>")
@@ -62,7 +66,7 @@ def show_turn(turn: dict) -> None:
             return
         st.html(render.answer_html(answer))
         sources = {c.article_id for c in answer.citations}
-        st.caption(f"Sources: {len(answer.citations)} excerpts from {len(sources)} articles")
+        st.caption(f"Sources: {plural(len(answer.citations), 'excerpt')} from {plural(len(sources), 'article')}")
         for citation in answer.citations:
             article = turn["articles"][citation.article_id]
             text, button = st.columns([0.84, 0.16], vertical_alignment="center")
@@ -107,31 +111,31 @@ with st.sidebar:
 
 st.title("📰 News assistant")
 st.caption("Answers are quoted word for word from the articles; every sentence is cited. Open a source to check it.")
+question = st.chat_input("Ask about the articles, e.g. what someone said about an event")
+if question:
+    with st.spinner("Searching the articles…"):
+        before = assistant.store  # another session's upload may swap the index while this one answers
+        history, answer_settings = state.conversation.questions, AnswerSettings(max_sentences=quoted)
+        answer = assistant.ask(question, history=history, filters=filters, settings=answer_settings)
+    by_id = {a.id: a for store in (assistant.store, before) for a in store.articles}
+    filters_note = " Filters are on: clear them to search every article." if filters.active else ""
+    state.turns = [
+        *state.turns,
+        {
+            "id": state.next_id,
+            "question": question,
+            "answer": answer,
+            "hint": overview.hint() + filters_note,
+            "articles": {c.article_id: by_id[c.article_id] for c in answer.citations},
+        },
+    ][-HISTORY_TURNS:]
+    state.next_id += 1
+    state.conversation.add(question)
+
 for turn in state.turns:
     show_turn(turn)
 if not state.turns:
     st.info(overview.summary() + " Ask a question below.", icon=":material/forum:")
-
-if question := st.chat_input("Ask about the articles, e.g. what someone said about an event"):
-    answer = assistant.ask(
-        question,
-        history=state.conversation.questions,
-        filters=filters,
-        settings=AnswerSettings(max_sentences=quoted),
-    )
-    hint = overview.hint() + (" Filters are on: clear them to search every article." if filters.active else "")
-    by_id = {a.id: a for a in assistant.store.articles}
-    turn = {
-        "id": state.next_id,
-        "question": question,
-        "answer": answer,
-        "hint": hint,
-        "articles": {c.article_id: by_id[c.article_id] for c in answer.citations},
-    }
-    state.next_id += 1
-    state.conversation.add(question)
-    state.turns = [*state.turns, turn][-HISTORY_TURNS:]
-    show_turn(turn)
 
 with st.sidebar:
     st.subheader("Add articles")

@@ -30,3 +30,8 @@ def model_path() -> str:
 def upload_dir() -> Path:
     """Return the folder where files uploaded from the page are kept: $ASSISTANT_UPLOAD_DIR, else ./corpus/uploads."""
     return Path(os.environ.get("ASSISTANT_UPLOAD_DIR", "corpus/uploads"))
+
+
+def history_turns() -> int:
+    """Return how many question-and-answer turns a chat keeps: $ASSISTANT_HISTORY_TURNS, else 30."""
+    return max(1, int(os.environ.get("ASSISTANT_HISTORY_TURNS", "30")))

@@ -212,3 +212,14 @@ def test_export_escapes_markdown_in_article_text(app):
     rendered = MarkdownIt("commonmark").enable("table").render(markdown)  # as a Markdown viewer shows it
     assert "&lt;script&gt;window.pwned" in rendered and "[the report](javascript:alert(1))" in rendered
     assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered and "<strong>" not in rendered
+
+
+def test_chat_history_is_bounded_per_session(app, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_HISTORY_TURNS", "2")
+    at = app()
+    for question in ("Who is Peskov?", "What did NATO decide?", "What about Macron?"):
+        ask(at, question)
+    assert [t["question"] for t in at.session_state["turns"]] == ["What did NATO decide?", "What about Macron?"]
+    assert at.session_state["conversation"].questions == ["What did NATO decide?", "What about Macron?"]
+    assert len(at.chat_message) == 4
+    assert "Only the last 2 turns are kept." in at.sidebar.caption.values
