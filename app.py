@@ -30,7 +30,7 @@ from embeddings.uploads import index_uploads
 SEEDS = Path(__file__).resolve().parent / "seeds"
 HISTORY_TURNS = settings.history_turns()  # turns kept per session; older ones are dropped
 
-st.set_page_config(page_title="News assistant", page_icon="📰", layout="wide")
+st.set_page_config(page_title="News assistant", page_icon=":material/newspaper:", layout="wide")
 st.html(render.STYLE)
 
 
@@ -109,7 +109,7 @@ with st.sidebar:
     filters = Filters(frozenset(outlets) or None, date_from, date_to)
     quoted = st.slider("Statements quoted per answer", 1, 8, AnswerSettings().max_sentences)
 
-st.title("📰 News assistant")
+st.title(":material/newspaper: News assistant")
 st.caption("Answers are quoted word for word from the articles; every sentence is cited. Open a source to check it.")
 question = st.chat_input("Ask about the articles, e.g. what someone said about an event")
 if question:

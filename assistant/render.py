@@ -24,7 +24,7 @@ STYLE = """<style>
 .na-passage { font-size: 0.88rem; line-height: 1.5; color: #4b5563; white-space: pre-wrap; }
 .na-passage mark, .na-answer mark { background: #fff3a3; color: #111827; padding: 0 2px; border-radius: 2px; }
 .na-declined { color: #92400e; }
-.na-overview td { padding: 0 0.6rem 0 0; border: none; }
+.na-overview td { padding: 0 0.6rem 0 0; border: none; font-size: 0.92rem; white-space: nowrap; }
 .na-overview table { border: none; }
 </style>"""
 
@@ -83,7 +83,9 @@ box.scrollTop = mark.offsetTop - box.offsetTop - (box.clientHeight - mark.offset
 
 def overview_html(overview: CorpusOverview) -> str:
     """Return the corpus overview as a small table: articles, passages, date range and articles per outlet."""
-    dates = f"{overview.first_date} to {overview.last_date}" if overview.first_date else "no dates"
+    dates = overview.first_date or "none"
+    if overview.last_date != overview.first_date:
+        dates = f"{overview.first_date} – {overview.last_date}"
     rows = [("Articles", str(overview.articles)), ("Passages", str(overview.passages)), ("Dates", dates)]
     rows += [(outlet, f"{count} article{'s' if count != 1 else ''}") for outlet, count in overview.outlets.items()]
     cells = "".join(f"<tr><td>{escape(name)}</td><td><b>{escape(value)}</b></td></tr>" for name, value in rows)
