@@ -12,6 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from assistant.export import conversation_markdown
 from embeddings import settings
+from embeddings import store as index_store
+from embeddings.uploads import save_uploads
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 NATO = "How did Peskov describe the results of the NATO summit?"
@@ -223,3 +225,29 @@ def test_chat_history_is_bounded_per_session(app, monkeypatch):
     assert at.session_state["conversation"].questions == ["What did NATO decide?", "What about Macron?"]
     assert len(at.chat_message) == 4
     assert "Only the last 2 turns are kept." in at.sidebar.caption.values
+
+
+def test_first_run_builds_the_seed_index_with_progress_then_reuses_it(tmp_path, monkeypatch):
+    index_dir = tmp_path / "fresh-index"
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(index_dir))
+    monkeypatch.setenv("ASSISTANT_UPLOAD_DIR", str(tmp_path / "uploads"))
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    assert not at.exception
+    assert at.status[0].label == "Indexed 5 seed articles." and at.status[0].state == "complete"
+    assert overview_count(at, "Articles") == 5
+    generation = index_store.read_manifest(index_dir)["generation"]
+
+    again = AppTest.from_file(APP, default_timeout=300)
+    again.run()
+    assert not again.status and index_store.read_manifest(index_dir)["generation"] == generation
+
+
+def test_uploaded_names_cannot_leave_the_upload_folder(tmp_path):
+    folder = tmp_path / "uploads"
+    text = b"The harbour of Hamburg handled record cargo this year, officials said."
+    saved, refused = save_uploads([("../../escape.txt", text), ("..\\win.md", text), (".hidden.txt", text)], folder)
+    assert [p.relative_to(folder).as_posix() for p in saved] == ["escape.txt", "win.md", "hidden.txt"]
+    assert refused == [] and not (tmp_path / "escape.txt").exists()
+    saved, refused = save_uploads([("a.txt", text), ("a.txt", text)], folder)
+    assert len(saved) == 1 and "also named a.txt" in refused[0].reason
