@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,13 @@ def test_upload_indexes_good_files_and_lists_each_bad_one(app, tmp_path):
     assert {c.article_id for c in answer.citations} == {"zebras"}
     ask(at, NATO)  # the seed articles are still there
     assert len({c.outlet for c in at.session_state["turns"][1]["answer"].citations if c.outlet}) >= 2
+
+    at.sidebar.date_input[0].set_value((date(2024, 8, 1), date(2024, 8, 31))).run()  # only the zebras' date
+    ask(at, NATO)
+    assert at.session_state["turns"][2]["answer"].abstained
+    assert "Filters are on" in at.session_state["turns"][2]["hint"]
+    ask(at, "What did the rangers say about the zebra count?")
+    assert {c.article_id for c in at.session_state["turns"][3]["answer"].citations} == {"zebras"}
 
 
 def test_upload_count_limit(app):
