@@ -150,12 +150,14 @@ def update_index(
     rebuild: bool = False,
     progress: bool = True,
     on_wait=None,
+    on_progress=None,
 ) -> IndexReport:
     """Index the article files under `paths` into `index_dir`, embedding only new or changed articles.
 
     Files indexed earlier from under `paths` that are gone now are removed; everything indexed from
     elsewhere is kept. With `rebuild`, the old index is ignored and everything is embedded again.
     The model is `encoder` if given, else the one in `model_path`, else the index's own, else the default.
+    `on_progress(done, total)` is called as texts are embedded (for a progress bar in a page).
 
     Raises:
         StoreError: the existing index is damaged or was built with another model (use `rebuild`).
@@ -196,14 +198,14 @@ def update_index(
         ]
         report.removed = [i for i in old_articles if i not in new_ids]
         if report.changed or sources != old_sources:
-            _write(index_dir, encoder, old if not rechunk else None, articles, sources, report, progress)
+            _write(index_dir, encoder, old if not rechunk else None, articles, sources, report, progress, on_progress)
         report.articles = len(articles)
         report.passages = old.manifest["counts"]["passages"] if old and not report.changed else report.passages
         report.seconds = time.perf_counter() - started
         return report
 
 
-def _write(index_dir, encoder, old, articles, sources, report, progress) -> None:
+def _write(index_dir, encoder, old, articles, sources, report, progress, on_progress) -> None:
     """Assemble the tables and vectors of `articles`, reusing the old rows of unchanged ones, and write them."""
     old_rows = {a.id: row for row, a in enumerate(old.articles)} if old else {}
     reuse = {a.id for a in articles if a.id in old_rows and old.articles[old_rows[a.id]].hash == a.hash}
@@ -218,8 +220,17 @@ def _write(index_dir, encoder, old, articles, sources, report, progress) -> None
 
     vectors = np.zeros((0, 0), dtype=np.float32)
     if to_embed:
+        done = 0
         with tqdm(total=len(to_embed), desc="Embedding", unit="text", disable=not progress) as bar:
-            vectors = encoder.encode(to_embed, progress=bar.update)
+
+            def advance(count: int) -> None:
+                nonlocal done
+                done += count
+                bar.update(count)
+                if on_progress:
+                    on_progress(done, len(to_embed))
+
+            vectors = encoder.encode(to_embed, progress=advance)
     recorded_model = old.manifest["model"] if old and not to_embed else encoder.describe()
     dimension = vectors.shape[1] if to_embed else recorded_model["dimension"]
 
