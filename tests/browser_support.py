@@ -84,3 +84,8 @@ def ask(page, question: str) -> None:
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(question)
     box.press("Enter")
+
+
+def wait_until_idle(page) -> None:
+    """Wait until the page's script run has ended, so everything it draws is on the page."""
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for()

@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from embeddings.indexer import update_index
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, OUTPUT, ask, require_browser, serve_page
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, OUTPUT, ask, require_browser, serve_page, wait_until_idle
 
 NATO = "How did Peskov describe the results of the NATO summit?"
 HOSTILE = (
@@ -61,6 +61,7 @@ def test_page_answers_cites_opens_sources_and_runs_nothing_from_articles(page_ur
         ask(page, NATO)
         answer = page.locator(".na-answer").first
         answer.wait_for()
+        wait_until_idle(page)
         assert "Peskov" in answer.inner_text()
         assert page.locator(".na-answer .na-cite").count() >= 2
         sources = page.locator(".na-source")
@@ -85,6 +86,7 @@ def test_page_answers_cites_opens_sources_and_runs_nothing_from_articles(page_ur
 
         ask(page, "What did the zebra census in Kenya find?")
         page.get_by_text("zebra census in Kenya counted").first.wait_for()
+        wait_until_idle(page)
         hostile = page.locator(".na-source", has_text="Zebra News").first
         hostile.wait_for()
         shown = hostile.inner_text()  # the markup shows as text

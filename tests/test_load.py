@@ -17,7 +17,7 @@ import pytest
 from assistant.service import Assistant
 from embeddings import store as index_store
 from embeddings.indexer import update_index
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, OUTPUT, ask, require_browser, serve_page
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, OUTPUT, ask, require_browser, serve_page, wait_until_idle
 from tests.conftest import SEEDS
 
 SESSIONS = 20
@@ -102,7 +102,7 @@ def wait_for_turns(page, turn: int) -> None:
     """Wait until `page` shows its `turn`-th answer or decline (counting from 1) and its script run has ended."""
     replies = page.locator(".na-answer, [data-testid='stAlertContentWarning']:has-text('Declined')")
     replies.nth(turn - 1).wait_for(timeout=TIMEOUT_MS)
-    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=TIMEOUT_MS)
+    wait_until_idle(page)
 
 
 def source_label(article) -> str:
