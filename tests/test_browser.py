@@ -6,32 +6,14 @@ Screenshots go to test-output/.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from embeddings.indexer import update_index
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, OUTPUT, ask, require_browser, serve_page, wait_until_idle
 
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "test-output"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 NATO = "How did Peskov describe the results of the NATO summit?"
 HOSTILE = (
     "date 2024-08-02 BERLIN (Zebra News) - The zebra census in Kenya counted 40,000 animals this year, "
@@ -41,68 +23,18 @@ HOSTILE = (
 )
 
 
-def _require_browser():
-    """Return playwright's sync_playwright, or skip (fail under CI=true) saying what is missing."""
-    missing = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing = "the playwright package is not installed (pip install playwright)"
-    if missing is None and not CHROMIUM.exists():
-        missing = f"no browser at {CHROMIUM} (apt-get install -y chromium)"
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser test cannot run under CI: {missing}")
-        pytest.skip(f"browser test skipped: {missing}")
-    return sync_playwright
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def page_url(seed_index, encoder, tmp_path_factory):
     """Serve the page with `streamlit run` on a free loopback port, over the seeds plus a hostile article."""
-    _require_browser()
+    require_browser()
     work = tmp_path_factory.mktemp("browser")
     index_dir = work / "index"
     shutil.copytree(seed_index, index_dir)
     (work / "hostile").mkdir()
     (work / "hostile" / "zebras.txt").write_text(HOSTILE, encoding="utf-8")
     update_index([work / "hostile"], index_dir=index_dir, encoder=encoder, progress=False)
-    port = _free_port()
-    env = dict(os.environ, ASSISTANT_INDEX_DIR=str(index_dir), ASSISTANT_UPLOAD_DIR=str(work / "uploads"))
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    log = (work / "streamlit.log").open("wb")
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{(work / 'streamlit.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    with serve_page(index_dir=index_dir, upload_dir=work / "uploads", log_path=work / "streamlit.log") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
-
-
-def _ask(page, question: str) -> None:
-    box = page.get_by_test_id("stChatInputTextArea")
-    box.fill(question)
-    box.press("Enter")
 
 
 def _mark_is_in_view(frame) -> bool:
@@ -116,7 +48,7 @@ def _mark_is_in_view(frame) -> bool:
 
 
 def test_page_answers_cites_opens_sources_and_runs_nothing_from_articles(page_url):
-    sync_playwright = _require_browser()
+    sync_playwright = require_browser()
     OUTPUT.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -126,9 +58,10 @@ def test_page_answers_cites_opens_sources_and_runs_nothing_from_articles(page_ur
         page.set_default_timeout(90_000)
         page.goto(page_url)
 
-        _ask(page, NATO)
+        ask(page, NATO)
         answer = page.locator(".na-answer").first
         answer.wait_for()
+        wait_until_idle(page)
         assert "Peskov" in answer.inner_text()
         assert page.locator(".na-answer .na-cite").count() >= 2
         sources = page.locator(".na-source")
@@ -151,8 +84,9 @@ def test_page_answers_cites_opens_sources_and_runs_nothing_from_articles(page_ur
         page.keyboard.press("Escape")
         dialog.wait_for(state="hidden")
 
-        _ask(page, "What did the zebra census in Kenya find?")
+        ask(page, "What did the zebra census in Kenya find?")
         page.get_by_text("zebra census in Kenya counted").first.wait_for()
+        wait_until_idle(page)
         hostile = page.locator(".na-source", has_text="Zebra News").first
         hostile.wait_for()
         shown = hostile.inner_text()  # the markup shows as text
