@@ -278,7 +278,7 @@ def check_file(path: Path, size: int) -> None:
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(f"unsupported file type {suffix or '(none)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
     if size > MAX_FILE_BYTES:
-        raise LoadError(f"file is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
+        raise LoadError(f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
 
 
 def read_articles(path: Path, data: bytes, *, display_path: str) -> tuple[list[Article], list[Skipped]]:
