@@ -214,11 +214,12 @@ def answer_question(
     hits = retriever.search(query, k=settings.passages, filters=filters, query_vector=query_vector)
     weights = _term_weights(retriever, set(terms(query)))
     candidates = _candidates(retriever, hits, query_vector, weights) if hits else []
+    retrieved = {"retrieved": [[hit.article.id, hit.start, hit.end] for hit in hits]}
     if not candidates:
-        return Answer(question, DECLINE, True, [], query, {"reason": "no passages matched"})
+        return Answer(question, DECLINE, True, [], query, {"reason": "no passages matched"} | retrieved)
     best = max(candidates, key=lambda c: c.similarity)
     support = max(c.support for c in candidates[:5])
-    evidence = {"similarity": round(best.similarity, 4), "coverage": round(support, 4)}
+    evidence = {"similarity": round(best.similarity, 4), "coverage": round(support, 4)} | retrieved
     covered = best.similarity >= settings.answer_similarity or (
         best.similarity >= settings.support_similarity and support >= settings.support_coverage
     )
