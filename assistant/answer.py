@@ -74,7 +74,7 @@ class AnswerSettings:
     same_statement: float = 0.82
     answer_similarity: float = 0.55
     support_similarity: float = 0.3
-    support_coverage: float = 0.5
+    support_coverage: float = 0.3
 
 
 def _term_weights(retriever: Retriever, query_terms: set[str]) -> dict[str, float]:
