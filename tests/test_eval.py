@@ -103,7 +103,8 @@ SQUAD = {
         {"title": "Blue_Whale", "paragraphs": [
             {"context": "The blue whale is the largest animal known to have lived. It can reach 30 metres in length.",
              "qas": [{"id": "q1", "question": "How long can a blue whale be?", "is_impossible": False,
-                      "answers": [{"text": "30 metres", "answer_start": 71}, {"text": "30 metres", "answer_start": 71}]},
+                      "answers": [{"text": "30 metres", "answer_start": 71},
+                                  {"text": "30 metres", "answer_start": 71}]},
                      {"id": "q2", "question": "How long can a red whale be?", "is_impossible": True, "answers": [],
                       "plausible_answers": [{"text": "30 metres", "answer_start": 71}]}]},
             {"context": "Blue whales eat krill almost exclusively. An adult eats up to four tonnes of krill a day.",
@@ -113,7 +114,8 @@ SQUAD = {
         {"title": "Saturn", "paragraphs": [
             {"context": "Saturn is the sixth planet from the Sun. Its rings are made mostly of ice.",
              "qas": [{"id": "q4", "question": "What are Saturn's rings made of?", "is_impossible": False,
-                      "answers": [{"text": "mostly of ice", "answer_start": 60}, {"text": "ice", "answer_start": 70}]}]},
+                      "answers": [{"text": "mostly of ice", "answer_start": 60},
+                                  {"text": "ice", "answer_start": 70}]}]},
         ]},
     ],
 }  # fmt: skip
@@ -148,5 +150,5 @@ def test_squad_eval_indexes_the_paragraphs_and_reports(tmp_path, capsys):
     assert "Indexed 3 articles" in capsys.readouterr().out
     assert main(argv) == 0  # the second run reuses the index
     assert "Nothing changed" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="not a SQuAD 2.0 file"):
+    with pytest.raises(ValueError, match=r"not a SQuAD 2\.0 file"):
         read_squad(report_file)
