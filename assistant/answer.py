@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -74,7 +75,11 @@ class AnswerSettings:
     same_statement: float = 0.82
     answer_similarity: float = 0.55
     support_similarity: float = 0.3
-    support_coverage: float = 0.5
+    support_coverage: float = 0.3
+    similarity_weight: float = 0.6
+    coverage_weight: float = 0.6
+    rank_weight: float = 0.1
+    shape_weight: float = 0.15
 
 
 def _term_weights(retriever: Retriever, query_terms: set[str]) -> dict[str, float]:
@@ -95,9 +100,36 @@ def _coverage(weights: dict[str, float], found: set[str]) -> float:
     return sum(w for t, w in weights.items() if t in found) / total if total else 0.0
 
 
-def _candidates(retriever: Retriever, hits: list[Hit], query_vector: np.ndarray, weights: dict) -> list[Candidate]:
-    """Return every sentence of the hit passages once, scored by similarity, term coverage and passage rank."""
+# Questions that ask for a number or a date, and the numbers that could answer them.
+_ASKS_NUMBER = re.compile(
+    r"\b(when|what year|which year|how (many|much|long|old|far|large|big|tall|often|fast|high)|"
+    r"what (percentage|percent|number|amount|date|century|decade|age|size))\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Questions that ask for a name, and the capitalized words that could answer them (not at a sentence start).
+_ASKS_NAME = re.compile(r"^\s*(who|whom|whose)\b|\b(which|what) (person|man|woman|king|city|country|company)\b", re.I)
+_NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")
+
+
+def _answer_shape(query: str) -> re.Pattern | None:
+    """Return the pattern of the kind of answer the question asks for (a number, a name), None if not known."""
+    if _ASKS_NUMBER.search(query):
+        return _NUMBER
+    return _NAME if _ASKS_NAME.search(query) else None
+
+
+def _has_shape(shape: re.Pattern | None, sentence: str, query: str) -> bool:
+    """Return True if the sentence holds something of the asked-for shape that the question does not already say."""
+    return shape is not None and any(m not in query for m in shape.findall(sentence))
+
+
+def _candidates(
+    retriever: Retriever, hits: list[Hit], query: str, query_vector: np.ndarray, weights: dict, settings: AnswerSettings
+) -> list[Candidate]:
+    """Return every sentence of the hit passages once, scored by similarity, term coverage, answer shape and rank."""
     store = retriever.store
+    shape = _answer_shape(query)
     seen: dict[int, Candidate] = {}
     for rank, hit in enumerate(hits):
         first, stop = store.passages[hit.passage, [FIRST_SENTENCE, SENTENCE_STOP]]
@@ -108,10 +140,16 @@ def _candidates(retriever: Retriever, hits: list[Hit], query_vector: np.ndarray,
         title_terms = set(terms(hit.article.title or ""))
         for row, sim in zip(rows, similarity.tolist()):
             article_row, start, end = store.sentences[row, [ARTICLE, START, END]]
-            found = set(terms(store.articles[article_row].text[start:end]))
+            text = store.articles[article_row].text[start:end]
+            found = set(terms(text))
             coverage = _coverage(weights, found)
             support = _coverage(weights, found | title_terms)
-            score = 0.6 * sim + 0.4 * coverage + 0.1 / (1 + rank)
+            score = (
+                settings.similarity_weight * sim
+                + settings.coverage_weight * coverage
+                + settings.rank_weight / (1 + rank)
+                + settings.shape_weight * _has_shape(shape, text, query)
+            )
             seen[row] = Candidate(row, int(article_row), int(start), int(end), hit, sim, coverage, support, score)
     return sorted(seen.values(), key=lambda c: -c.score)
 
@@ -213,12 +251,13 @@ def answer_question(
     query_vector = retriever.encode_query(query)
     hits = retriever.search(query, k=settings.passages, filters=filters, query_vector=query_vector)
     weights = _term_weights(retriever, set(terms(query)))
-    candidates = _candidates(retriever, hits, query_vector, weights) if hits else []
+    candidates = _candidates(retriever, hits, query, query_vector, weights, settings) if hits else []
+    retrieved = {"retrieved": [[hit.article.id, hit.start, hit.end] for hit in hits]}
     if not candidates:
-        return Answer(question, DECLINE, True, [], query, {"reason": "no passages matched"})
+        return Answer(question, DECLINE, True, [], query, {"reason": "no passages matched"} | retrieved)
     best = max(candidates, key=lambda c: c.similarity)
     support = max(c.support for c in candidates[:5])
-    evidence = {"similarity": round(best.similarity, 4), "coverage": round(support, 4)}
+    evidence = {"similarity": round(best.similarity, 4), "coverage": round(support, 4)} | retrieved
     covered = best.similarity >= settings.answer_similarity or (
         best.similarity >= settings.support_similarity and support >= settings.support_coverage
     )

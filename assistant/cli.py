@@ -1,4 +1,4 @@
-"""Command line: `assistant index`, `assistant ask` and `assistant chat`."""
+"""Command line: `assistant index`, `assistant ask`, `assistant chat` and `assistant eval`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="an interactive chat in the terminal, with follow-up questions")
     _answer_options(chat)
     common(chat)
+
+    evaluate = commands.add_parser("eval", help="measure answer quality on a question set or on SQuAD 2.0")
+    evaluate.add_argument("questions", nargs="?", type=Path, help="JSON lines of questions with their gold answers")
+    evaluate.add_argument("--squad", type=Path, metavar="FILE", help="a SQuAD 2.0 JSON file: index it, ask it")
+    evaluate.add_argument("--limit", type=int, metavar="N", help="ask only N questions, spread evenly over the set")
+    evaluate.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
+    evaluate.add_argument("--max-sentences", type=int, default=3, help="most sentences quoted (default 3)")
+    common(evaluate)
     return parser
 
 
@@ -171,6 +179,33 @@ def _chat(args) -> int:
         print("\nAssistant: " + format_answer(answer))
 
 
+def _eval(args) -> int:
+    from assistant.evaluate import evaluate, read_questions, sample
+    from assistant.service import Assistant
+
+    if bool(args.questions) == bool(args.squad):
+        raise ValueError("give either a question file or --squad FILE, e.g. assistant eval eval/seeds.jsonl")
+    if args.squad:
+        from assistant.squad import read_squad, write_articles
+        from embeddings.indexer import update_index
+
+        articles, questions = read_squad(args.squad)
+        file = write_articles(articles, args.index_dir)
+        print(update_index([file], index_dir=args.index_dir, model_path=args.model, progress=True).summary())
+    else:
+        questions = read_questions(args.questions)
+    report = evaluate(
+        Assistant(args.index_dir, model_path=args.model), sample(questions, args.limit), settings=_settings(args)
+    )
+    for failure in report.failures():
+        print(f"FAIL {failure['question']!r}: {'; '.join(failure['problems'])}")
+    print(report.table())
+    if args.report:
+        args.report.write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"Report: {args.report}")
+    return OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 some input skipped, 2 failed)."""
     from embeddings.encoder import ModelError
@@ -179,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.index_dir = args.index_dir or settings.index_dir()
     try:
-        return {"index": _index, "ask": _ask, "chat": _chat}[args.command](args)
+        return {"index": _index, "ask": _ask, "chat": _chat, "eval": _eval}[args.command](args)
     except (StoreError, ModelError, ValueError, OSError) as error:
         print(f"assistant {args.command}: {error}", file=sys.stderr)
         return FAILED

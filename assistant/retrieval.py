@@ -9,7 +9,7 @@ import numpy as np
 
 from embeddings.articles import Article
 from embeddings.encoder import Encoder
-from embeddings.store import ARTICLE, END, START, Store
+from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
 from embeddings.terms import terms
 
 
@@ -63,10 +63,17 @@ def reciprocal_rank_fusion(rankings: list[np.ndarray], *, k: int = 60, weights: 
 class Retriever:
     """Hybrid passage search over a loaded store."""
 
-    def __init__(self, store: Store, encoder: Encoder, *, candidates: int = 50):
+    def __init__(self, store: Store, encoder: Encoder, *, candidates: int = 50, weights: tuple = (1.0, 1.0, 1.0)):
         self.store = store
         self.encoder = encoder
         self.candidates = candidates
+        self.weights = list(weights)
+        self.sentence_vectors = np.asarray(store.sentence_vectors, dtype=np.float32)
+        # The first passage holding each sentence.
+        self.passage_of_sentence = np.zeros(len(store.sentences), dtype=np.int64)
+        for row in range(len(store.passages) - 1, -1, -1):
+            first, stop = store.passages[row, [FIRST_SENTENCE, SENTENCE_STOP]]
+            self.passage_of_sentence[first:stop] = row
 
     def encode_query(self, query: str) -> np.ndarray:
         """Return the query's unit vector, shape (dimension,)."""
@@ -85,6 +92,19 @@ class Retriever:
         scores, rows = self.store.passage_index.search(query_vector.reshape(1, -1), k, params=params)
         keep = rows[0] >= 0
         return rows[0][keep], scores[0][keep]
+
+    def sentence_dense(self, query_vector: np.ndarray, *, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Return the rows of the passages holding the sentences nearest the query vector, best first."""
+        similarity = self.sentence_vectors @ query_vector
+        passage_best = np.full(len(self.store.passages), -np.inf, dtype=np.float32)
+        np.maximum.at(passage_best, self.passage_of_sentence, similarity)
+        if allowed is not None:
+            admitted = np.full(len(passage_best), -np.inf, dtype=np.float32)
+            admitted[allowed] = passage_best[allowed]
+            passage_best = admitted
+        k = min(k, int(np.isfinite(passage_best).sum()))
+        top = np.argpartition(-passage_best, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+        return top[np.argsort(-passage_best[top], kind="stable")]
 
     def lexical(self, query_terms: list[str], *, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
         """Return the rows of the k best BM25 passages that share a term with the query, best first."""
@@ -116,7 +136,8 @@ class Retriever:
         vector = self.encode_query(query) if query_vector is None else query_vector
         dense_rows, dense_scores = self.dense(vector, k=pool, allowed=allowed)
         lexical_rows = self.lexical(terms(query), k=pool, allowed=allowed)
-        fused = reciprocal_rank_fusion([dense_rows, lexical_rows])
+        sentence_rows = self.sentence_dense(vector, k=pool, allowed=allowed)
+        fused = reciprocal_rank_fusion([dense_rows, lexical_rows, sentence_rows], weights=self.weights)
         dense_by_row = dict(zip(dense_rows.tolist(), dense_scores.tolist()))
         best = sorted(fused, key=lambda row: -fused[row])[:k]
         hits = []

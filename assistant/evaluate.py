@@ -1,0 +1,215 @@
+"""Evaluation: answer a question set over an index and measure retrieval, citations and declines."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from assistant.answer import Answer, AnswerSettings
+from assistant.service import Assistant
+
+RETRIEVAL_DEPTH = 5
+
+
+@dataclass(frozen=True)
+class Question:
+    """One evaluation question: answerable ones name the articles that answer it and the accepted answer strings."""
+
+    question: str
+    history: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
+    unanswerable: bool = False
+
+
+@dataclass
+class Outcome:
+    """What the assistant did with one question, and which checks it passed."""
+
+    question: Question
+    retrieved: list[str]
+    cited: list[str]
+    abstained: bool
+    source_rank: int | None = None
+    answer_in_passages: bool = False
+    cites_source: bool = False
+    answer_in_citations: bool = False
+    answer_in_first: bool = False
+    first_excerpt: str = ""
+
+    @property
+    def problems(self) -> list[str]:
+        """Return what went wrong, empty if nothing did."""
+        if self.question.unanswerable:
+            return [] if self.abstained else ["answered an off-topic question"]
+        if self.abstained:
+            return ["declined an answerable question"]
+        checks = {
+            "no correct article in the top 5 passages": self.source_rank is not None and self.source_rank <= 5,
+            "cites no correct article": self.cites_source,
+            "no answer string in the cited excerpts": self.answer_in_citations,
+            "no answer string in the first cited excerpt": self.answer_in_first,
+        }
+        return [problem for problem, passed in checks.items() if not passed]
+
+
+@dataclass
+class EvalReport:
+    """The metrics of one evaluation run and its per-question outcomes."""
+
+    metrics: dict
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def failures(self) -> list[dict]:
+        """Return one record per question with a problem: the question, its problems and the first excerpt."""
+        return [
+            {
+                "question": o.question.question,
+                "history": list(o.question.history),
+                "problems": o.problems,
+                "sources": list(o.question.sources),
+                "answers": list(o.question.answers),
+                "retrieved": o.retrieved[:RETRIEVAL_DEPTH],
+                "cited": o.cited,
+                "first_excerpt": o.first_excerpt,
+            }
+            for o in self.outcomes
+            if o.problems
+        ]
+
+    def to_json(self) -> dict:
+        """Return the report as JSON: metrics, failures and every outcome."""
+        outcomes = [asdict(o) | {"problems": o.problems} for o in self.outcomes]
+        return {"metrics": self.metrics, "failures": self.failures(), "outcomes": outcomes}
+
+    def table(self) -> str:
+        """Return the metrics as a two-column Markdown table."""
+        rows = ["| metric | value |", "|---|---|"]
+        for name, value in self.metrics.items():
+            shown = "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+            rows.append(f"| {name} | {shown} |")
+        return "\n".join(rows)
+
+
+def _strings(record: dict, key: str, number: int) -> tuple[str, ...]:
+    value = record.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise ValueError(f"line {number}: {key!r} must be a list of non-empty strings")
+    return tuple(value)
+
+
+def parse_question(record: object, number: int) -> Question:
+    """Return the question in one parsed line of a question file, or raise ValueError saying what is wrong."""
+    if not isinstance(record, dict) or not isinstance(record.get("question"), str) or not record["question"].strip():
+        raise ValueError(f'line {number}: expected an object with a non-empty string "question"')
+    history = _strings(record, "history", number)
+    if record.get("unanswerable") is True:
+        return Question(record["question"], history, unanswerable=True)
+    sources, answers = _strings(record, "sources", number), _strings(record, "answers", number)
+    if not sources or not answers:
+        raise ValueError(f'line {number}: give "sources" and "answers", or "unanswerable": true')
+    return Question(record["question"], history, sources, answers)
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Return the questions of a JSON-lines question file (blank lines ignored)."""
+    questions = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}, line {number}: invalid JSON: {error.msg} (column {error.colno})") from error
+            questions.append(parse_question(record, number))
+    if not questions:
+        raise ValueError(f"{path} holds no questions")
+    return questions
+
+
+def normalize(text: str) -> str:
+    """Return text lower-cased, with curly quotes made straight and runs of whitespace made one space."""
+    text = text.translate(str.maketrans("“”‘’", "\"\"''"))
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def contains_answer(text: str, answers: tuple[str, ...]) -> bool:
+    """Return True if any answer string occurs in `text`, ignoring case, quote style and spacing."""
+    haystack = normalize(text)
+    return any(normalize(answer) in haystack for answer in answers)
+
+
+def score(question: Question, answer: Answer, passage_texts: list[str]) -> Outcome:
+    """Return the outcome of one answer: ranks and answer checks against the question's gold."""
+    retrieved = [article_id for article_id, _, _ in answer.evidence.get("retrieved", [])]
+    cited = [c.article_id for c in answer.citations]
+    outcome = Outcome(question, retrieved, cited, answer.abstained)
+    outcome.first_excerpt = answer.citations[0].excerpt if answer.citations else ""
+    if question.unanswerable:
+        return outcome
+    ranks = [rank for rank, article_id in enumerate(retrieved, start=1) if article_id in question.sources]
+    outcome.source_rank = ranks[0] if ranks else None
+    outcome.answer_in_passages = any(contains_answer(t, question.answers) for t in passage_texts[:RETRIEVAL_DEPTH])
+    outcome.cites_source = any(article_id in question.sources for article_id in cited)
+    outcome.answer_in_citations = any(contains_answer(c.excerpt, question.answers) for c in answer.citations)
+    outcome.answer_in_first = contains_answer(outcome.first_excerpt, question.answers)
+    return outcome
+
+
+def _rate(count: int, total: int) -> float | None:
+    return count / total if total else None
+
+
+def metrics(outcomes: list[Outcome], seconds: float) -> dict:
+    """Return the summary metrics of a run's outcomes (rates over answerable questions unless named otherwise)."""
+    answerable = [o for o in outcomes if not o.question.unanswerable]
+    declined = [o for o in outcomes if o.abstained]
+    answered = [o for o in outcomes if not o.abstained]
+    unanswerable = len(outcomes) - len(answerable)
+    correct_declines = sum(o.question.unanswerable for o in declined)
+    n = len(answerable)
+    return {
+        "questions": len(outcomes),
+        "answerable": n,
+        "unanswerable": unanswerable,
+        "source recall@1": _rate(sum(o.source_rank == 1 for o in answerable), n),
+        "source recall@5": _rate(sum(o.source_rank is not None and o.source_rank <= 5 for o in answerable), n),
+        "MRR": _rate(sum(1 / o.source_rank for o in answerable if o.source_rank), n),
+        "answer in top-5 passages": _rate(sum(o.answer_in_passages for o in answerable), n),
+        "cites a correct article": _rate(sum(o.cites_source for o in answerable), n),
+        "answer in citations": _rate(sum(o.answer_in_citations for o in answerable), n),
+        "answer in first citation": _rate(sum(o.answer_in_first for o in answerable), n),
+        "abstention precision": _rate(correct_declines, len(declined)),
+        "abstention recall": _rate(correct_declines, unanswerable),
+        "on-topic declined": sum(not o.question.unanswerable for o in declined),
+        "mean citations per answer": _rate(sum(len(o.cited) for o in answered), len(answered)),
+        "questions/s": len(outcomes) / seconds if seconds > 0 else None,
+    }
+
+
+def evaluate(assistant: Assistant, questions: list[Question], *, settings: AnswerSettings | None = None) -> EvalReport:
+    """Return the report of asking every question of `assistant`, timed over the answering alone."""
+    assistant.encoder.encode(["load the model before the clock starts"])
+    answers, seconds = [], 0.0
+    for question in questions:
+        started = time.perf_counter()
+        answers.append(assistant.ask(question.question, history=list(question.history), settings=settings))
+        seconds += time.perf_counter() - started
+    store = assistant.store
+    rows = {article.id: row for row, article in enumerate(store.articles)}
+    outcomes = []
+    for question, answer in zip(questions, answers):
+        passages = [store.articles[rows[i]].text[a:b] for i, a, b in answer.evidence.get("retrieved", [])]
+        outcomes.append(score(question, answer, passages))
+    return EvalReport(metrics(outcomes, seconds), outcomes)
+
+
+def sample(questions: list[Question], limit: int | None) -> list[Question]:
+    """Return `limit` questions spread evenly over the list (all of them without a limit)."""
+    if limit is None or limit >= len(questions):
+        return questions
+    return [questions[i * len(questions) // limit] for i in range(limit)]
