@@ -13,6 +13,9 @@ _ANAPHORA = re.compile(
     r"the same|the other|other|else|also|too)\b",
     re.IGNORECASE,
 )
+_CAPITALISED = re.compile(r"\b[A-Z][\w’'-]*")
+_PERSON = re.compile(r"\b(he|she|him|her|his|hers|they|them|their|theirs)\b", re.IGNORECASE)
+_TOPIC = re.compile(r"\b(it|its|this|that|these|those|there|then)\b", re.IGNORECASE)
 _CONTINUATION = re.compile(r"^\s*(and|but|so|what about|how about|why|why not|what else)\b", re.IGNORECASE)
 
 
@@ -21,10 +24,24 @@ def is_follow_up(question: str) -> bool:
     return bool(_ANAPHORA.search(question) or _CONTINUATION.match(question)) or len(terms(question)) <= 1
 
 
+def _named(earlier: str) -> list[str]:
+    """Return the capitalised names in an earlier question ("Defense Minister Andrey Belousov", "NATO")."""
+    return [word for word in _CAPITALISED.findall(earlier) if terms(word)]
+
+
 def contextual_query(question: str, history: list[str], *, turns: int = 2) -> str:
-    """Return the text to search with: the question, preceded by recent earlier questions if it is a follow-up."""
+    """Return the text to search with: a follow-up question together with what it points back to.
+
+    A question about a person ("What did he say about Macron?") carries over only the names in the recent
+    questions, so that it keeps its own focus; one about a topic ("How did the Kremlin react to that?")
+    carries over the recent questions whole.
+    """
     if not history or not is_follow_up(question):
         return question
+    if _PERSON.search(question) and not _TOPIC.search(question):
+        names = [name for earlier in history[-turns:] for name in _named(earlier)]
+        if names:
+            return " ".join([question, *dict.fromkeys(names)])
     return " ".join([*history[-turns:], question])
 
 

@@ -137,3 +137,13 @@ def test_fusion_finds_at_least_what_each_search_finds(seed_assistant):
     # Brute force: reciprocal rank fusion scores are sums of 1/(60 + rank).
     fused = reciprocal_rank_fusion([np.array([4, 7]), np.array([7, 9])])
     assert fused == pytest.approx({4: 1 / 61, 7: 1 / 62 + 1 / 61, 9: 1 / 62})
+
+
+def test_follow_up_about_a_person_keeps_its_own_focus(seed_assistant):
+    history = ["How did Peskov describe the results of the NATO summit?"]
+    answer = seed_assistant.ask("What did he say about Macron?", history=history)
+    assert answer.query == "What did he say about Macron? Peskov NATO"
+    assert "Macron" in answer.citations[0].excerpt
+    topic = seed_assistant.ask("Why was it founded?", history=["When was NATO founded?"])
+    assert topic.query == "When was NATO founded? Why was it founded?"
+    assert "to counter the Soviet Union" in topic.citations[0].excerpt
