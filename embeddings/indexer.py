@@ -165,7 +165,8 @@ def update_index(
         manifest = None if rebuild else index_store.read_manifest(index_dir)
         if model_path is None and manifest and Path(manifest["model"]["path"]).is_dir():
             model_path = manifest["model"]["path"]
-        encoder = encoder or Encoder(model_path)
+        backend = manifest["model"].get("backend", "torch") if manifest else None  # keep the index's backend
+        encoder = encoder or Encoder(model_path, backend=backend)
         old = None
         if manifest:
             if manifest["model"]["fingerprint"] != encoder.fingerprint:
