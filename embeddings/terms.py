@@ -6,22 +6,15 @@ import re
 from functools import lru_cache
 
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
+from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-_STOPWORDS = frozenset(STOPWORDS_EN) | {
-    "s",
-    "t",
-    "what",
-    "who",
-    "whom",
-    "whose",
-    "which",
-    "when",
-    "where",
-    "why",
-    "how",
-}
+# Modals and reporting verbs: in news questions they carry no topic ("What did Peskov tell reporters?").
+_NEWS_FUNCTION_WORDS = {
+    "would", "could", "may", "might", "must", "shall", "also", "according",
+    "say", "said", "says", "saying", "tell", "told", "tells", "describe", "described", "describes",
+}  # fmt: skip
+_STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | _NEWS_FUNCTION_WORDS
 _stemmer = Stemmer.Stemmer("english")
 
 

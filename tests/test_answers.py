@@ -1,0 +1,139 @@
+"""Answers: cited verbatim sentences for covered questions, corroboration across outlets, declines, follow-ups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.answer import DECLINE
+from assistant.conversation import Conversation
+from assistant.retrieval import Filters, reciprocal_rank_fusion
+from embeddings.terms import terms
+from tests.conftest import SEEDS
+
+# Questions about the seeds, each with a string that the answer's cited excerpts must contain.
+KNOWN = [
+    ("What weapons will the US station in Germany?", "Tomahawk cruise missiles"),
+    ("Who did Belousov call?", "Lloyd Austin"),
+    ("How much Ukrainian territory does Russia control?", "nearly a fifth of Ukrainian territory"),
+    ("What did Peskov say about China?", "China is a huge, powerful country"),
+    ("Has Macron asked for a call with Putin?", "there were no (such) requests"),
+    ("What does Article 5 of NATO's treaty say?", "an attack on one member as an attack on all"),
+    ("Who posted the interview video on Telegram?", "Pavel Zarubin"),
+    ("Who is mainly doing the work between Russia and the US?", "military diplomats"),
+    ("When did Russian forces launch the invasion of Ukraine?", "February 24, 2022"),
+    ("What did Stoltenberg tell Bloomberg TV?", "when the time is right"),
+    ("How did Peskov describe the US missile deployment plan?", "highly provocative"),
+    ("Where was the NATO summit held?", "Washington"),
+    ("What should relations between countries be based on, according to Peskov?", "mutually beneficial"),
+    ("When was the Peskov interview recorded?", "July 11"),
+    ("Which countries does Peskov say are fighting against Russia?", "France, England and the USA"),
+    ("What did Western countries do after Putin suspended the nuclear arms treaty?", "uncompromising condemnation"),
+]
+OFF_TOPIC = [
+    "How do I bake sourdough bread?",
+    "Who won the 2018 FIFA World Cup?",
+    "How many moons does Jupiter have?",
+    "What is the capital of Australia?",
+    "How do I reset my router password?",
+    "What is the best recipe for lasagna?",
+    "Which team won the Super Bowl?",
+    "What is the boiling point of water?",
+    "How do vaccines work?",
+    "What is the price of Bitcoin today?",
+]
+SEED_TEXT = {path.stem: path.read_bytes().decode("utf-8") for path in SEEDS.iterdir()}
+
+
+def assert_exact_spans(answer) -> None:
+    for citation in answer.citations:
+        assert SEED_TEXT[citation.article_id][citation.start : citation.end] == citation.excerpt
+        assert 0 <= citation.passage_start < citation.passage_end <= len(SEED_TEXT[citation.article_id])
+        assert citation.start < citation.passage_end and citation.end > citation.passage_start  # overlaps it
+
+
+@pytest.mark.parametrize(("question", "gold"), KNOWN)
+def test_known_questions_cite_the_answer(seed_assistant, question, gold):
+    answer = seed_assistant.ask(question)
+    assert not answer.abstained, answer.evidence
+    assert 1 <= len({c.excerpt for c in answer.citations}) <= 3 * 5
+    assert any(gold in c.excerpt for c in answer.citations), answer.answer
+    assert_exact_spans(answer)
+    for citation in answer.citations:  # each quoted excerpt appears verbatim, followed by its marker
+        assert f"[{citation.n}]" in answer.answer
+
+
+def test_tomahawk_question_cites_bloomberg_first(seed_assistant):
+    answer = seed_assistant.ask("What weapons will the US station in Germany?")
+    first = answer.citations[0]
+    assert first.outlet == "Bloomberg" and first.article_id.startswith("004_") and "Tomahawk" in first.excerpt
+    assert answer.answer.startswith(first.excerpt)
+
+
+def test_a_statement_carried_by_several_outlets_is_said_once_and_cites_each(seed_assistant):
+    answer = seed_assistant.ask("Are there prerequisites for negotiations?")
+    carriers = [c for c in answer.citations if "no prerequisites for" in c.excerpt and "negotiations yet" in c.excerpt]
+    assert len({c.article_id for c in carriers}) >= 2  # Sputnik and the 002 report both carry it
+    assert answer.answer.count("prerequisites for") == 1  # quoted once ...
+    assert "".join(f"[{c.n}]" for c in carriers) in answer.answer  # ... with every carrier's marker
+    assert_exact_spans(answer)
+
+
+def test_nato_summit_question_cites_several_outlets(seed_assistant):
+    answer = seed_assistant.ask("How did Peskov describe the results of the NATO summit?")
+    assert len({c.article_id for c in answer.citations}) >= 2
+    assert_exact_spans(answer)
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_off_topic_questions_are_declined(seed_assistant, question):
+    answer = seed_assistant.ask(question)
+    assert answer.abstained and answer.answer == DECLINE and answer.citations == []
+
+
+def test_follow_up_uses_the_earlier_question(seed_assistant):
+    conversation = Conversation()
+    first = seed_assistant.ask("Who did Belousov call?", history=conversation.questions)
+    conversation.add("Who did Belousov call?")
+    assert "Lloyd Austin" in first.citations[0].excerpt
+    follow_up = seed_assistant.ask("Why did he call him?", history=conversation.questions)
+    assert "Belousov" in follow_up.query and not follow_up.abstained
+    assert "reducing the risk of possible escalation" in follow_up.citations[0].excerpt
+    assert_exact_spans(follow_up)
+    alone = seed_assistant.ask("Why did he call him?")
+    assert not any("reducing the risk" in c.excerpt for c in alone.citations[:1])
+
+
+def test_filters_restrict_the_sources(seed_assistant):
+    only_tass = seed_assistant.ask("What did Peskov say about the US election?", filters=Filters(frozenset({"TASS"})))
+    assert only_tass.citations and {c.outlet for c in only_tass.citations} == {"TASS"}
+    dated = seed_assistant.ask("What did Peskov say about NATO?", filters=Filters(date_from="2024-07-01"))
+    assert dated.citations and all(c.date and c.date >= "2024-07-01" for c in dated.citations)
+    nothing = seed_assistant.ask("What did Peskov say about NATO?", filters=Filters(date_to="2000-01-01"))
+    assert nothing.abstained
+
+
+def gold_rank(store, rows, gold: str) -> int | None:
+    for rank, row in enumerate(rows, start=1):
+        if gold in store.passage_text(int(row)):
+            return rank
+    return None
+
+
+def test_fusion_finds_at_least_what_each_search_finds(seed_assistant):
+    retriever = seed_assistant.retriever
+    total = len(retriever.store.passages)
+    ranks = {"dense": [], "lexical": [], "fused": []}
+    for question, gold in KNOWN:
+        dense, _ = retriever.dense(retriever.encode_query(question), k=total)
+        lexical = retriever.lexical(terms(question), k=total)
+        fused = reciprocal_rank_fusion([dense, lexical])
+        ranks["dense"].append(gold_rank(retriever.store, dense, gold))
+        ranks["lexical"].append(gold_rank(retriever.store, lexical, gold))
+        ranks["fused"].append(gold_rank(retriever.store, sorted(fused, key=lambda r: -fused[r]), gold))
+    recall = {name: np.mean([r is not None and r <= 3 for r in found]) for name, found in ranks.items()}
+    print(f"passage recall@3 on {len(KNOWN)} seed questions: {recall}")
+    assert recall["fused"] >= max(recall["dense"], recall["lexical"])
+    # Brute force: reciprocal rank fusion scores are sums of 1/(60 + rank).
+    fused = reciprocal_rank_fusion([np.array([4, 7]), np.array([7, 9])])
+    assert fused == pytest.approx({4: 1 / 61, 7: 1 / 62 + 1 / 61, 9: 1 / 62})
