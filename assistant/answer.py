@@ -9,7 +9,7 @@ import numpy as np
 
 from assistant.retrieval import Filters, Hit, Retriever
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START
-from embeddings.terms import terms
+from embeddings.terms import term_set, terms
 
 DECLINE = "The articles don't cover this."
 
@@ -105,10 +105,10 @@ def _candidates(retriever: Retriever, hits: list[Hit], query_vector: np.ndarray,
         if not rows:
             continue
         similarity = np.asarray(store.sentence_vectors[rows], dtype=np.float32) @ query_vector
-        title_terms = set(terms(hit.article.title or ""))
+        title_terms = term_set(hit.article.title or "")
         for row, sim in zip(rows, similarity.tolist()):
             article_row, start, end = store.sentences[row, [ARTICLE, START, END]]
-            found = set(terms(store.articles[article_row].text[start:end]))
+            found = term_set(store.articles[article_row].text[start:end])
             coverage = _coverage(weights, found)
             support = _coverage(weights, found | title_terms)
             score = 0.6 * sim + 0.4 * coverage + 0.1 / (1 + rank)
