@@ -87,11 +87,26 @@ def export(model: Pipeline, target: Path) -> None:
             dynamic_axes=axes, opset_version=17, dynamo=False,
         )  # fmt: skip
         quantized = Path(work) / target.name
-        # Per-channel int8 weights of the matrix products only: cosine 0.99 to float32 (per-tensor: 0.95).
         quantize_dynamic(
-            str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
-        )
+            str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
+            op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
+            nodes_to_exclude=_feed_forward_outputs(fp32),
+        )  # fmt: skip
         os.replace(quantized, target)  # atomic: concurrent exports leave one whole file
+
+
+def _feed_forward_outputs(onnx_file: Path) -> list[str]:
+    """Return the names of the feed-forward output products of each layer (BERT-style names), kept in float32.
+
+    Measured on BBC paragraphs with MiniLM: int8 everywhere else gives cosine 0.997 (min 0.995) to sentence-transformers
+    in PyTorch, against 0.994 (min 0.987) with these quantized too; per-tensor int8 weights gave 0.955.
+    """
+    import onnx
+
+    graph = onnx.load(str(onnx_file), load_external_data=False).graph
+    return [
+        n.name for n in graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name and "attention" not in n.name
+    ]
 
 
 class OnnxInt8Model:
