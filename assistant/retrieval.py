@@ -79,8 +79,7 @@ class Retriever:
 
     def dense(self, query_vector: np.ndarray, *, k: int, allowed: np.ndarray | None = None) -> tuple:
         """Return (rows, scores) of the k passages nearest the query vector, best first."""
-        params = vector_index.search_parameters(self.store.passage_index, allowed=allowed)
-        scores, rows = self.store.passage_index.search(query_vector.reshape(1, -1), k, params=params)
+        scores, rows = vector_index.search(self.store.passage_index, query_vector.reshape(1, -1), k, allowed=allowed)
         keep = rows[0] >= 0
         return rows[0][keep], scores[0][keep]
 

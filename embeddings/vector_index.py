@@ -42,3 +42,17 @@ def search_parameters(index: faiss.Index, *, allowed: np.ndarray | None = None) 
     if faiss.try_extract_index_ivf(index) is not None:
         return faiss.SearchParametersIVF(sel=selector, nprobe=NPROBE)
     return faiss.SearchParameters(sel=selector) if selector is not None else None
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple:
+    """Return (scores, rows) of the k best rows per query, searched with one thread.
+
+    For a question or two, OpenMP threads cost more than they save: a 10k exact search took 20 ms with 2 threads on a
+    busy 2-core machine and 0.6 ms with one.
+    """
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(queries, k, params=search_parameters(index, allowed=allowed))
+    finally:
+        faiss.omp_set_num_threads(threads)

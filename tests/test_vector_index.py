@@ -34,8 +34,7 @@ def test_large_collections_get_an_approximate_index_close_to_exact(tmp_path):
     faiss.write_index(built, str(tmp_path / "index.faiss"))
     index = faiss.read_index(str(tmp_path / "index.faiss"))
     assert faiss.try_extract_index_ivf(index) is not None and index.ntotal == len(vectors)
-    params = vector_index.search_parameters(index)
-    found = index.search(queries, 10, params=params)[1]
+    found = vector_index.search(index, queries, 10)[1]
     truth = exact_top(vectors, queries, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
     assert recall >= 0.95
@@ -46,5 +45,5 @@ def test_search_parameters_restrict_both_tiers_to_allowed_rows():
     vectors = clustered_unit_vectors(8_000)
     allowed = np.arange(0, 8_000, 7)
     for index in (vector_index.build(vectors), vector_index.build(vectors, exact_limit=1_000)):
-        rows = index.search(vectors[:5], 10, params=vector_index.search_parameters(index, allowed=allowed))[1]
+        rows = vector_index.search(index, vectors[:5], 10, allowed=allowed)[1]
         assert rows.size and np.isin(rows[rows >= 0], allowed).all()
