@@ -310,7 +310,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
     corpus = write_corpus(work / "corpus")
-    through, pool = throughput(fast, baseline, sample_articles(corpus, 24 if args.quick else 80), args.repeat)
+    through, pool = throughput(fast, baseline, sample_articles(corpus, 24 if args.quick else 48), args.repeat)
     ratio = spread(through["ratio"])[0]
     print(f"Indexing throughput: {through['articles']} real BBC+Reuters articles, {through['passages']} passages, "
           f"{through['texts']} texts embedded (passages and their sentences), {through['words']:,} words")  # fmt: skip
