@@ -76,13 +76,14 @@ def _settings(args):
 
 def format_answer(answer) -> str:
     """Return an answer for the terminal: its text, then each numbered source with its excerpt."""
+    from assistant.export import source_line
+
     lines = textwrap.wrap(answer.answer, width=100) or [answer.answer]
     if answer.abstained:
         return "\n".join(lines)
     lines += ["", "Sources:"]
     for c in answer.citations:
-        source = ", ".join(part for part in (c.outlet, c.date, c.title and f"“{c.title}”") if part) or c.article_id
-        lines.append(f" [{c.n}] {source}")
+        lines.append(f" [{c.n}] {source_line(c)}")
         lines.append(f"     {c.path}, characters {c.start}-{c.end}")
         lines += textwrap.wrap(c.excerpt, width=96, initial_indent="     > ", subsequent_indent="       ")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from assistant.answer import Answer, AnswerSettings, answer_question
@@ -25,6 +26,7 @@ class Assistant:
         self.encoder = encoder
         self.index_dir = Path(index_dir)
         self.retriever = Retriever(index_store.load(self.index_dir, model_fingerprint=encoder.fingerprint), encoder)
+        self._reloading = threading.Lock()
 
     @property
     def store(self) -> index_store.Store:
@@ -32,13 +34,23 @@ class Assistant:
         return self.retriever.store
 
     def reload_if_changed(self) -> bool:
-        """Load the index again if another run wrote a newer generation; return True if it did."""
-        manifest = index_store.read_manifest(self.index_dir)
-        if manifest is None or manifest["generation"] == self.store.generation:
+        """Load the index again if another run wrote a newer generation; return True if it did.
+
+        Threads sharing this assistant load a new generation once: the others wait for it, then use it.
+        """
+        if not self._changed():
             return False
-        fresh = index_store.load(self.index_dir, model_fingerprint=self.encoder.fingerprint)
-        self.retriever = Retriever(fresh, self.encoder)
-        return True
+        with self._reloading:
+            if not self._changed():  # another thread loaded it while this one waited
+                return False
+            fresh = index_store.load(self.index_dir, model_fingerprint=self.encoder.fingerprint)
+            self.retriever = Retriever(fresh, self.encoder)
+            return True
+
+    def _changed(self) -> bool:
+        """Return True if the index folder's manifest names another generation than the one loaded."""
+        manifest = index_store.read_manifest(self.index_dir)
+        return manifest is not None and manifest["generation"] != self.store.generation
 
     def ask(
         self,

@@ -86,8 +86,10 @@ _BOILERPLATE = re.compile(
 )
 _CODE_CHARS = re.compile(r"[{};<>]|=>")
 _WORD = re.compile(r"\w+")
+LETTER = re.compile(r"[^\W\d_]")
 _MARKDOWN_PREFIX = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)")
 _TERMINAL = ".!?:;"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,8 @@ def _normalize_date(value: object) -> str | None:
 
 
 def _checked(article: Article) -> Article:
-    if not article.blocks:
+    """Return the article, or raise LoadError if none of its content has a letter (nothing to split or search)."""
+    if not any(LETTER.search(article.text, a, b) for a, b in article.blocks):
         raise LoadError("no article text found")
     return article
 
@@ -248,6 +251,9 @@ def _from_record(record: object, path: str) -> Article:
     for key in ("id", "text"):
         if not isinstance(record.get(key), str) or not record[key].strip():
             raise LoadError(f"missing or empty string field {key!r}")
+    for key, value in record.items():
+        if isinstance(value, str) and _LONE_SURROGATE.search(value):
+            raise LoadError(f"field {key!r} holds an invalid Unicode escape (a lone surrogate)")
     title = record.get("title") if isinstance(record.get("title"), str) else None
     text = record["text"]
     layout = read_layout(text, title=title or None)
@@ -272,7 +278,7 @@ def check_file(path: Path, size: int) -> None:
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(f"unsupported file type {suffix or '(none)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
     if size > MAX_FILE_BYTES:
-        raise LoadError(f"file is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
+        raise LoadError(f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
 
 
 def read_articles(path: Path, data: bytes, *, display_path: str) -> tuple[list[Article], list[Skipped]]:
@@ -296,6 +302,8 @@ def read_articles(path: Path, data: bytes, *, display_path: str) -> tuple[list[A
             articles.append(_from_record(json.loads(line), display_path))
         except json.JSONDecodeError as error:
             skipped.append(Skipped(f"{display_path}:{number}", f"invalid JSON: {error.msg} (column {error.colno})"))
+        except RecursionError:
+            skipped.append(Skipped(f"{display_path}:{number}", "invalid JSON: nested too deeply"))
         except LoadError as error:
             skipped.append(Skipped(f"{display_path}:{number}", str(error)))
     if not articles:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import time
@@ -86,30 +87,31 @@ def _under(source: str, roots: list[Path]) -> bool:
 def _read_sources(
     files: list[Path], old_sources: dict, old_articles: dict[str, Article] | None
 ) -> tuple[dict, list[Article], list[Skipped]]:
-    """Return the source records, articles and skips of `files`; unchanged files are not parsed again."""
+    """Return the source records, articles and skips of `files`; unchanged files are not parsed again.
+
+    A file indexed earlier that cannot be read now keeps its earlier articles (and says so).
+    """
     sources, articles, skipped = {}, [], []
     for file in files:
         name = display_path(file)
+        old = old_sources.get(name) if old_articles is not None else None
         try:
             check_file(file, file.stat().st_size)
             data = file.read_bytes()
-        except OSError as error:
-            skipped.append(Skipped(name, f"cannot read: {error.strerror or error}"))
-            continue
-        except LoadError as error:
-            skipped.append(Skipped(name, str(error)))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        old = old_sources.get(name)
-        if old and old["sha256"] == digest and old_articles is not None:
-            found = [old_articles[i] for i in old["articles"]]
-            line_skips = [Skipped(path, reason) for path, reason in old["skipped"]]
-        else:
-            try:
+            digest = hashlib.sha256(data).hexdigest()
+            if old and old["sha256"] == digest:
+                found = [old_articles[i] for i in old["articles"]]
+                line_skips = [Skipped(path, reason) for path, reason in old["skipped"]]
+            else:
                 found, line_skips = read_articles(file, data, display_path=name)
-            except LoadError as error:
-                skipped.append(Skipped(name, str(error)))
-                continue
+        except (OSError, LoadError) as error:
+            reason = f"cannot read: {error.strerror or error}" if isinstance(error, OSError) else str(error)
+            if old:
+                sources[name] = copy.deepcopy(old)
+                articles += [old_articles[i] for i in old["articles"]]
+                reason += "; the version indexed earlier is kept"
+            skipped.append(Skipped(name, reason))
+            continue
         sources[name] = {"sha256": digest, "articles": [a.id for a in found], "skipped": []}
         sources[name]["skipped"] = [[s.path, s.reason] for s in line_skips]
         skipped += line_skips
@@ -148,12 +150,14 @@ def update_index(
     rebuild: bool = False,
     progress: bool = True,
     on_wait=None,
+    on_progress=None,
 ) -> IndexReport:
     """Index the article files under `paths` into `index_dir`, embedding only new or changed articles.
 
     Files indexed earlier from under `paths` that are gone now are removed; everything indexed from
     elsewhere is kept. With `rebuild`, the old index is ignored and everything is embedded again.
     The model is `encoder` if given, else the one in `model_path`, else the index's own, else the default.
+    `on_progress(done, total)` is called as texts are embedded (for a progress bar in a page).
 
     Raises:
         StoreError: the existing index is damaged or was built with another model (use `rebuild`).
@@ -167,17 +171,15 @@ def update_index(
             model_path = manifest["model"]["path"]
         backend = manifest["model"].get("backend", "torch") if manifest else None  # keep the index's backend
         encoder = encoder or Encoder(model_path, backend=backend)
-        old = None
+        old, rechunk = None, False
         if manifest:
             if manifest["model"]["fingerprint"] != encoder.fingerprint:
                 raise index_store.StoreError(
                     f"The index in {index_dir} was built with the model {manifest['model']['name']!r}, not "
                     f"{encoder.name!r}. Re-embed everything with: assistant index --rebuild PATH ..."
                 )
-            if manifest.get("chunking") != CHUNKING:
-                manifest = None  # built with other chunking settings: embed everything again
-            else:
-                old = index_store.load(index_dir, model_fingerprint=encoder.fingerprint)
+            old = index_store.load(index_dir, model_fingerprint=encoder.fingerprint)
+            rechunk = manifest.get("chunking") != CHUNKING  # other chunking settings: split and embed all again
         old_articles = {a.id: a for a in old.articles} if old else {}
         old_sources = manifest["sources"] if manifest else {}
 
@@ -192,10 +194,12 @@ def update_index(
         report = IndexReport(skipped=skipped + read_skips + duplicate_skips)
         new_ids = {a.id for a in articles}
         report.added = [a.id for a in articles if a.id not in old_articles]
-        report.updated = [a.id for a in articles if a.id in old_articles and old_articles[a.id].hash != a.hash]
+        report.updated = [
+            a.id for a in articles if a.id in old_articles and (rechunk or old_articles[a.id].hash != a.hash)
+        ]
         report.removed = [i for i in old_articles if i not in new_ids]
         if report.changed or sources != old_sources:
-            _write(index_dir, encoder, old, articles, sources, report, progress)
+            _write(index_dir, encoder, old if not rechunk else None, articles, sources, report, progress, on_progress)
         report.articles = len(articles)
         report.passages = old.manifest["counts"]["passages"] if old and not report.changed else report.passages
         report.seconds = time.perf_counter() - started
@@ -208,24 +212,33 @@ def embedding_texts(article: Article, sentences: list, passages: list) -> list[s
     return documents + [article.text[a:b] for a, b in sentences]
 
 
-def _write(index_dir, encoder, old, articles, sources, report, progress) -> None:
+def _write(index_dir, encoder, old, articles, sources, report, progress, on_progress) -> None:
     """Assemble the tables and vectors of `articles`, reusing the old rows of unchanged ones, and write them."""
     old_rows = {a.id: row for row, a in enumerate(old.articles)} if old else {}
     reuse = {a.id for a in articles if a.id in old_rows and old.articles[old_rows[a.id]].hash == a.hash}
-    new_passages, new_sentences, to_embed = [], [], []
+    new_passages, to_embed = [], []
     for row, article in enumerate(articles):
         if article.id in reuse:
             continue
         sentences, passages = chunk_article(article, **CHUNKING)
-        new_sentences.append((row, sentences))
         new_passages.append((row, sentences, passages))
         to_embed += embedding_texts(article, sentences, passages)
 
     vectors = np.zeros((0, 0), dtype=np.float32)
     if to_embed:
+        done = 0
         with tqdm(total=len(to_embed), desc="Embedding", unit="text", disable=not progress) as bar:
-            vectors = encoder.encode(to_embed, progress=bar.update)
-    dimension = vectors.shape[1] if to_embed else old.manifest["model"]["dimension"]
+
+            def advance(count: int) -> None:
+                nonlocal done
+                done += count
+                bar.update(count)
+                if on_progress:
+                    on_progress(done, len(to_embed))
+
+            vectors = encoder.encode(to_embed, progress=advance)
+    recorded_model = old.manifest["model"] if old and not to_embed else encoder.describe()
+    dimension = vectors.shape[1] if to_embed else recorded_model["dimension"]
 
     passage_rows, sentence_rows, passage_vectors, sentence_vectors = [], [], [], []
     old_passage_vectors = old.passage_index.reconstruct_n(0, old.passage_index.ntotal) if old and reuse else None
@@ -270,7 +283,7 @@ def _write(index_dir, encoder, old, articles, sources, report, progress) -> None
         bm25 = bm25s.BM25()
         bm25.index([_passage_terms(articles, sentences_table, p) for p in passages_table], show_progress=False)
     manifest = {
-        "model": dict(encoder.describe() if to_embed else old.manifest["model"], dimension=dimension),
+        "model": dict(recorded_model, dimension=dimension),
         "normalized": True,
         "metric": "inner_product",
         "chunking": CHUNKING,

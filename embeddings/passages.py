@@ -6,7 +6,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from embeddings.articles import Article, Span
+from embeddings.articles import LETTER, Article, Span
 
 # Words whose trailing period does not end a sentence.
 ABBREVIATIONS = frozenset(
@@ -19,7 +19,8 @@ ABBREVIATIONS = frozenset(
 _END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s)")
 _NEXT_STARTS_SENTENCE = re.compile(r"\s+[\"'“‘«(\[]?[A-Z0-9À-Ý]")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
-_LETTER = re.compile(r"[^\W\d_]")
+_NEWLINE = re.compile(r"\n")
+_FIRST_CHAR = re.compile(r"\s*(\S)")
 _SHORT_QUOTE_CHARS = 20
 
 
@@ -34,18 +35,21 @@ class Passage:
     sentence_stop: int
 
 
-def _inside_short_quote(text: str, segment_start: int, end: int) -> bool:
+def _inside_short_quote(text: str, segment_start: int, end: int, limit: int) -> bool:
     """Return True if `end` falls inside a quotation that closes within a few words ("Moscow. Kremlin. Putin")."""
     segment = text[segment_start:end]
     open_curly = segment.count("“") > segment.count("”")
     open_straight = segment.count('"') % 2 == 1
-    ahead = text[end : end + _SHORT_QUOTE_CHARS]
+    ahead = text[end : min(end + _SHORT_QUOTE_CHARS, limit)]
     return (open_curly and "”" in ahead) or (open_straight and '"' in ahead)
 
 
-def _is_boundary(text: str, segment_start: int, end: int) -> bool:
-    """Return True if the punctuation run ending at `end` closes the sentence begun at `segment_start`."""
-    if not _NEXT_STARTS_SENTENCE.match(text, end) or _inside_short_quote(text, segment_start, end):
+def _is_boundary(text: str, segment_start: int, end: int, limit: int) -> bool:
+    """Return True if the punctuation run ending at `end` closes the sentence begun at `segment_start`.
+
+    Only text before `limit` is looked at.
+    """
+    if not _NEXT_STARTS_SENTENCE.match(text, end, limit) or _inside_short_quote(text, segment_start, end, limit):
         return False
     word = _WORD_BEFORE.search(text, max(0, end - 12), end)
     if word and text[end - 1] == ".":
@@ -53,6 +57,13 @@ def _is_boundary(text: str, segment_start: int, end: int) -> bool:
         if token in ABBREVIATIONS or len(token) == 1:
             return False
     return True
+
+
+def _last_char(text: str, start: int, position: int) -> str:
+    """Return the last non-space character of text[start:position], or "" if there is none."""
+    while position > start and text[position - 1].isspace():
+        position -= 1
+    return text[position - 1] if position > start else ""
 
 
 def split_sentences(text: str, start: int, end: int) -> list[Span]:
@@ -64,23 +75,23 @@ def split_sentences(text: str, start: int, end: int) -> list[Span]:
     """
     cuts = [start]
     for match in _END.finditer(text, start, end):
-        if _is_boundary(text[:end], cuts[-1], match.end()):
+        if _is_boundary(text, cuts[-1], match.end(), end):
             cuts.append(match.end())
-    for newline in re.finditer(r"\n", text[:end]):
+    for newline in _NEWLINE.finditer(text, start, end):
         position = newline.start()
-        if position < start:
-            continue
-        before = text[start:position].rstrip()[-1:]
-        after = text[position:end].lstrip()[:1]
+        before = _last_char(text, start, position)
+        following = _FIRST_CHAR.match(text, position, end)
+        after = following.group(1) if following else ""
         if not (after.islower() or before in (",", ";") or (before.isalpha() and before.islower() and after.islower())):
             cuts.append(position)
     cuts = [*sorted(set(cuts)), end]
     spans = []
     for a, b in itertools.pairwise(cuts):
-        piece = text[a:b]
-        a += len(piece) - len(piece.lstrip())
-        b -= len(piece) - len(piece.rstrip())
-        if a < b and _LETTER.search(text, a, b):
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b and LETTER.search(text, a, b):
             spans.append((a, b))
     return spans
 
@@ -94,10 +105,11 @@ def chunk_article(
     """
     sentences: list[Span] = []
     passages: list[Passage] = []
+    words: list[int] = []
     for block_start, block_end in article.blocks:
         base = len(sentences)
         sentences += split_sentences(article.text, block_start, block_end)
-        words = [len(article.text[a:b].split()) for a, b in sentences]
+        words += [len(article.text[a:b].split()) for a, b in sentences[base:]]
         first = base
         while first < len(sentences):
             stop, count = first, 0

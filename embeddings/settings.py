@@ -8,6 +8,9 @@ from pathlib import Path
 MAX_FILE_BYTES = 10_000_000
 """Largest article file read; bigger files are skipped with a message."""
 
+MAX_UPLOAD_FILES = 20
+"""Most files added in one upload from the page; the rest are refused with a message."""
+
 
 def index_dir() -> Path:
     """Return the index folder: $ASSISTANT_INDEX_DIR, else ./index."""
@@ -35,3 +38,13 @@ def cache_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "news-assistant"
+
+
+def upload_dir() -> Path:
+    """Return the folder where files uploaded from the page are kept: $ASSISTANT_UPLOAD_DIR, else ./corpus/uploads."""
+    return Path(os.environ.get("ASSISTANT_UPLOAD_DIR", "corpus/uploads"))
+
+
+def history_turns() -> int:
+    """Return how many question-and-answer turns a chat keeps: $ASSISTANT_HISTORY_TURNS, else 30."""
+    return max(1, int(os.environ.get("ASSISTANT_HISTORY_TURNS", "30")))

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -34,6 +36,19 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 FILES = ("articles.jsonl", "passages.npy", "sentences.npy", "passages.faiss", "sentences.f16.npy")
+
+_GENERATION = re.compile(r"g\d{6}")
+# Manifest fields every reader relies on, and their types.
+_FIELDS = {
+    "generation": str,
+    "files": dict,
+    "sha256": dict,
+    "model": dict,
+    "counts": dict,
+    "articles": dict,
+    "sources": dict,
+    "chunking": dict,
+}
 
 # Columns of the passages and sentences tables.
 ARTICLE, START, END, FIRST_SENTENCE, SENTENCE_STOP = range(5)
@@ -78,31 +93,80 @@ def read_manifest(index_dir: Path) -> dict | None:
         raise StoreError(_broken(index_dir, f"{MANIFEST} is unreadable ({error})")) from error
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise StoreError(_broken(index_dir, f"{MANIFEST} is not an index manifest of format {FORMAT}"))
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise StoreError(_broken(index_dir, f"{MANIFEST} {problem}"))
     return manifest
+
+
+def _manifest_problem(manifest: dict) -> str | None:
+    """Return what is wrong with a manifest's fields, None if nothing is."""
+    for name, kind in _FIELDS.items():
+        if not isinstance(manifest.get(name), kind):
+            return f"lacks a valid {name!r} field"
+    if not _GENERATION.fullmatch(manifest["generation"]):
+        return f"names an invalid generation folder {manifest['generation']!r}"
+    files, checksums = manifest["files"], manifest["sha256"]
+    if set(files) != set(checksums) or not set(FILES) <= set(files):
+        return "does not list every index file with its size and checksum"
+    for name, size in files.items():
+        if Path(name).is_absolute() or ".." in Path(name).parts or not isinstance(size, int):
+            return f"lists an invalid file entry {name!r}"
+    model, counts = manifest["model"], manifest["counts"]
+    if not all(isinstance(model.get(key), str) for key in ("name", "path", "fingerprint")):
+        return "does not record the model's name, path and fingerprint"
+    if not isinstance(model.get("dimension"), int) or model["dimension"] < 1:
+        return "does not record the model's vector dimension"
+    if not all(isinstance(counts.get(key), int) and counts[key] >= 0 for key in ("articles", "passages", "sentences")):
+        return "does not record the article, passage and sentence counts"
+    if manifest.get("normalized") is not True or manifest.get("metric") != "inner_product":
+        return "does not record unit-length vectors compared by inner product"
+    return None
 
 
 def _broken(index_dir: Path, what: str) -> str:
     return f"The index in {index_dir} is damaged: {what}. Rebuild it with: assistant index --rebuild PATH ..."
 
 
-def load(index_dir: Path, *, model_fingerprint: str | None = None) -> Store:
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load(index_dir: Path, *, model_fingerprint: str | None = None, attempts: int = 3) -> Store:
     """Return the index stored in `index_dir`, after checking every file against the manifest.
 
     Args:
         index_dir: the index folder.
         model_fingerprint: the identity of the model that will encode questions; a different model is refused.
+        attempts: how many times to follow a manifest that a concurrent indexing run switched while loading.
 
     Raises:
         StoreError: no index, a damaged one, or one built with another model.
     """
     index_dir = Path(index_dir)
-    manifest = read_manifest(index_dir)
+    for _ in range(attempts - 1):
+        manifest = read_manifest(index_dir)
+        try:
+            return _load_generation(index_dir, manifest, model_fingerprint)
+        except StoreError:
+            latest = read_manifest(index_dir)
+            if latest is None or manifest is None or latest["generation"] == manifest["generation"]:
+                raise
+    return _load_generation(index_dir, read_manifest(index_dir), model_fingerprint)
+
+
+def _load_generation(index_dir: Path, manifest: dict | None, model_fingerprint: str | None) -> Store:
+    """Return the generation a manifest names, after checking its files' sizes and checksums."""
     if manifest is None:
         raise StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
-    model = manifest.get("model", {})
-    if model_fingerprint and model.get("fingerprint") != model_fingerprint:
+    model = manifest["model"]
+    if model_fingerprint and model["fingerprint"] != model_fingerprint:
         raise StoreError(
-            f"The index in {index_dir} was built with the model {model.get('name')!r} ({model.get('path')}), "
+            f"The index in {index_dir} was built with the model {model['name']!r} ({model['path']}), "
             "not the one loaded now. Use --model with that folder, or rebuild: assistant index --rebuild PATH ..."
         )
     folder = index_dir / manifest["generation"]
@@ -110,6 +174,8 @@ def load(index_dir: Path, *, model_fingerprint: str | None = None) -> Store:
         file = folder / name
         if not file.is_file() or file.stat().st_size != size:
             raise StoreError(_broken(index_dir, f"{manifest['generation']}/{name} is missing or truncated"))
+        if _sha256(file) != manifest["sha256"][name]:
+            raise StoreError(_broken(index_dir, f"{manifest['generation']}/{name} does not match its checksum"))
     try:
         articles = [Article.from_json(json.loads(line)) for line in (folder / FILES[0]).open(encoding="utf-8")]
         passages = np.load(folder / FILES[1], allow_pickle=False)
@@ -136,6 +202,8 @@ def _check(store: Store) -> None:
         problems.append("the passage or sentence table has the wrong shape")
     if store.passage_index.ntotal != counts["passages"] or store.passage_index.d != manifest["model"]["dimension"]:
         problems.append("the FAISS index does not have one vector per passage")
+    if store.passage_index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        problems.append("the FAISS index does not compare by inner product")
     if store.sentence_vectors.shape != (counts["sentences"], manifest["model"]["dimension"]):
         problems.append("the sentence vectors do not have one row per sentence")
     if not problems and len(store.passages):
@@ -146,6 +214,9 @@ def _check(store: Store) -> None:
                 problems.append("a passage or sentence points outside its article")
             elif (table[:, END] > lengths[rows]).any():
                 problems.append("a passage or sentence span runs past its article's end")
+        first, stop = store.passages[:, FIRST_SENTENCE], store.passages[:, SENTENCE_STOP]
+        if first.min() < 0 or (first >= stop).any() or stop.max() > len(store.sentences):
+            problems.append("a passage points at sentences that do not exist")
     if problems:
         raise StoreError(_broken(store.path, "; ".join(problems)))
 
@@ -211,6 +282,7 @@ def write(
         previous = None  # a rebuild over a damaged index
     generation = _next_generation(index_dir, previous)
     staging = index_dir / f".tmp-{generation}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)  # left by an earlier failed write of this process
     staging.mkdir(parents=True)
     with open(staging / FILES[0], "w", encoding="utf-8") as handle:
         for article in articles:
@@ -221,16 +293,17 @@ def write(
     np.save(staging / FILES[4], sentence_vectors.astype(np.float16), allow_pickle=False)
     if bm25 is not None:
         bm25.save(str(staging / "bm25"), show_progress=False)
-    for file in staging.rglob("*"):
-        if file.is_file():
-            _fsync_file(file)
+    for entry in staging.rglob("*"):
+        (_fsync_file if entry.is_file() else _fsync_dir)(entry)
     _fsync_dir(staging)
     os.rename(staging, index_dir / generation)
     _fsync_dir(index_dir)
 
     manifest = dict(manifest, format=FORMAT, generation=generation, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     folder = index_dir / generation
-    manifest["files"] = {str(f.relative_to(folder)): f.stat().st_size for f in sorted(folder.rglob("*")) if f.is_file()}
+    files = [f for f in sorted(folder.rglob("*")) if f.is_file()]
+    manifest["files"] = {str(f.relative_to(folder)): f.stat().st_size for f in files}
+    manifest["sha256"] = {str(f.relative_to(folder)): _sha256(f) for f in files}
     temporary = index_dir / f".{MANIFEST}.tmp"
     temporary.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
     _fsync_file(temporary)

@@ -98,3 +98,19 @@ def test_duplicate_articles_are_skipped_with_reason(corpus, tmp_path, encoder):
     assert report.articles == 3
     (skip,) = report.skipped
     assert "same-text-other-name" in skip.path and f"same text as article {source.stem!r}" in skip.reason
+
+
+def test_new_chunking_settings_re_embed_everything_and_keep_other_folders(corpus, tmp_path, encoder, monkeypatch):
+    from embeddings import indexer
+
+    index_dir = tmp_path / "index"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "extra.txt").write_text("A separate report on grain exports was published today. Prices rose.\n")
+    update_index([corpus, other], index_dir=index_dir, encoder=encoder, progress=False)
+    monkeypatch.setitem(indexer.CHUNKING, "passage_words", 30)
+    report = update_index([corpus], index_dir=index_dir, encoder=encoder, progress=False)
+    assert sorted(report.updated) == sorted([p.stem for p in corpus.iterdir()] + ["extra"]) and not report.removed
+    assert report.embedded_passages == report.passages
+    manifest = index_store.read_manifest(index_dir)
+    assert manifest["chunking"]["passage_words"] == 30 and "extra" in manifest["articles"]
