@@ -7,7 +7,7 @@ Layout of an index folder:
         articles.jsonl     one article per line, with its full text
         passages.npy       int64 rows: article row, start, end, first sentence, sentence stop
         sentences.npy      int64 rows: article row, start, end
-        passages.faiss     FAISS inner-product index, exact or IVF-SQ8 by size (vector_index); row i is passage i
+        passages.faiss     FAISS inner-product index, exact or IVF-fp16 by size (vector_index); row i is passage i
         sentences.f16.npy  float16 unit vectors; row i is sentence i
         bm25/              bm25s index over the passages' terms
 """

@@ -1,4 +1,4 @@
-"""Vector index tiers: exact inner-product search while it is fast enough, IVF with 8-bit scalar quantization above.
+"""Vector index tiers: exact inner-product search while it is fast enough, IVF with float16 codes above.
 
 Both tiers take unit vectors and return inner-product scores; row i is vector i in either.
 """
@@ -17,7 +17,11 @@ NPROBE = 64
 
 
 def build(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: int = 0) -> faiss.Index:
-    """Return an index of `vectors` (unit rows): IndexFlatIP up to `exact_limit` rows, IVF-SQ8 above."""
+    """Return an index of `vectors` (unit rows): IndexFlatIP up to `exact_limit` rows, IVF with float16 codes above.
+
+    8-bit codes (a quarter of float32) reordered near-tied neighbours: recall@10 0.93 at 100k and 1M passages in
+    bench/run.py, whatever the lists probed; float16 codes (half of float32) keep the exact order.
+    """
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     count, dimension = vectors.shape
     if count <= exact_limit:
@@ -26,7 +30,7 @@ def build(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: int = 0)
         return index
     lists = max(256, int(math.sqrt(count)))
     index = faiss.IndexIVFScalarQuantizer(
-        faiss.IndexFlatIP(dimension), dimension, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        faiss.IndexFlatIP(dimension), dimension, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
     )
     sample = np.random.default_rng(seed).choice(count, size=min(count, 40 * lists), replace=False)
     index.train(vectors[np.sort(sample)])
