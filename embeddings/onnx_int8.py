@@ -64,7 +64,8 @@ def export(model: Pipeline, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
 
-    network = AutoModel.from_pretrained(str(model.transformer), local_files_only=True).eval()
+    network = AutoModel.from_pretrained(str(model.transformer), local_files_only=True)
+    network.train(False)  # inference mode: no dropout
     names = ["input_ids", "attention_mask"]
     if "token_type_ids" in inspect.signature(network.forward).parameters:
         names.append("token_type_ids")
