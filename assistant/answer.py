@@ -10,7 +10,7 @@ import numpy as np
 
 from assistant.retrieval import Filters, Hit, Retriever
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START
-from embeddings.terms import terms
+from embeddings.terms import term_set, terms
 
 DECLINE = "The articles don't cover this."
 
@@ -137,11 +137,11 @@ def _candidates(
         if not rows:
             continue
         similarity = np.asarray(store.sentence_vectors[rows], dtype=np.float32) @ query_vector
-        title_terms = set(terms(hit.article.title or ""))
+        title_terms = term_set(hit.article.title or "")
         for row, sim in zip(rows, similarity.tolist()):
             article_row, start, end = store.sentences[row, [ARTICLE, START, END]]
             text = store.articles[article_row].text[start:end]
-            found = set(terms(text))
+            found = term_set(text)
             coverage = _coverage(weights, found)
             support = _coverage(weights, found | title_terms)
             score = (

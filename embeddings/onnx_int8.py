@@ -1,0 +1,161 @@
+"""A sentence-transformers model run by onnxruntime with int8 weights: exported once from the local folder, cached.
+
+Only the common pipeline is supported: a Transformer module with a fast tokenizer (tokenizer.json), then mean or
+CLS pooling, then optional normalization. `pipeline` returns None for anything else, and the caller uses PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TRANSFORMER = "sentence_transformers.models.Transformer"
+POOLING = "sentence_transformers.models.Pooling"
+NORMALIZE = "sentence_transformers.models.Normalize"
+POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What the ONNX runner needs to know about a model folder: where the transformer is, its pooling and length."""
+
+    transformer: Path
+    pooling: str
+    max_seq_length: int
+
+
+def _read_json(path: Path) -> dict | list | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def pipeline(folder: Path) -> Pipeline | None:
+    """Return the model folder's pipeline if the ONNX runner supports it, else None."""
+    modules = _read_json(folder / "modules.json")
+    if not isinstance(modules, list) or not modules:
+        return None
+    types = [m.get("type") for m in modules]
+    if types not in ([TRANSFORMER, POOLING], [TRANSFORMER, POOLING, NORMALIZE]):
+        return None
+    transformer = folder / modules[0].get("path", "")
+    pooling_config = _read_json(folder / modules[1].get("path", "") / "config.json") or {}
+    enabled = [key for key, on in pooling_config.items() if key.startswith("pooling_mode") and on]
+    modes = [POOLING_MODES.get(key) for key in enabled]
+    st_config = _read_json(transformer / "sentence_bert_config.json") or {}
+    if len(modes) != 1 or None in modes or not (transformer / "tokenizer.json").is_file():
+        return None
+    if not isinstance(st_config.get("max_seq_length"), int) or st_config.get("do_lower_case"):
+        return None
+    return Pipeline(transformer, modes[0], st_config["max_seq_length"])
+
+
+def export(model: Pipeline, target: Path) -> None:
+    """Write the transformer of `model` as an ONNX graph with int8 weights to `target` (needs PyTorch, once)."""
+    import inspect
+    import tempfile
+
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModel
+
+    network = AutoModel.from_pretrained(str(model.transformer), local_files_only=True)
+    network.train(False)  # inference mode: no dropout
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in inspect.signature(network.forward).parameters:
+        names.append("token_type_ids")
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.network = network
+
+        def forward(self, *inputs):
+            return self.network(**dict(zip(names, inputs))).last_hidden_state
+
+    example = tuple(torch.ones((2, 8), dtype=torch.int64) for _ in names)
+    axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "last_hidden_state"]}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        fp32 = Path(work) / "model.onnx"
+        torch.onnx.export(
+            LastHiddenState(), example, str(fp32), input_names=names, output_names=["last_hidden_state"],
+            dynamic_axes=axes, opset_version=17, dynamo=False,
+        )  # fmt: skip
+        quantized = Path(work) / target.name
+        quantize_dynamic(
+            str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
+            op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
+            nodes_to_exclude=_feed_forward_outputs(fp32),
+        )  # fmt: skip
+        os.replace(quantized, target)  # atomic: concurrent exports leave one whole file
+
+
+def _feed_forward_outputs(onnx_file: Path) -> list[str]:
+    """Return the names of the feed-forward output products of each layer (BERT-style names), kept in float32.
+
+    Measured on BBC paragraphs with MiniLM: int8 everywhere else gives cosine 0.997 (min 0.995) to sentence-transformers
+    in PyTorch, against 0.994 (min 0.987) with these quantized too; per-tensor int8 weights gave 0.955.
+    """
+    import onnx
+
+    graph = onnx.load(str(onnx_file), load_external_data=False).graph
+    return [
+        n.name for n in graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name and "attention" not in n.name
+    ]
+
+
+class OnnxInt8Model:
+    """An exported int8 model with its tokenizer: texts in, pooled (not yet normalized) float32 vectors out."""
+
+    def __init__(self, model: Pipeline, onnx_file: Path):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        # Idle threads sleep instead of spinning: spinning took the CPU from FAISS and BM25 between questions.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.tokenizer = Tokenizer.from_file(str(model.transformer / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(model.max_seq_length)
+        self.pooling = model.pooling
+
+    @property
+    def dimension(self) -> int:
+        """Return the length of the model's vectors."""
+        return int(self.session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: list[str], *, batch_size: int, progress=None) -> np.ndarray:
+        """Return one pooled vector per text; texts run in batches of similar length to waste little padding."""
+        encodings = self.tokenizer.encode_batch(texts)
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for first in range(0, len(texts), batch_size):
+            rows = order[first : first + batch_size]
+            width = max(len(encodings[r].ids) for r in rows)
+            arrays = {name: np.zeros((len(rows), width), dtype=np.int64) for name in self.inputs}
+            for i, row in enumerate(rows):
+                encoding = encodings[row]
+                n = len(encoding.ids)
+                arrays["input_ids"][i, :n] = encoding.ids
+                arrays["attention_mask"][i, :n] = 1
+                if "token_type_ids" in arrays:
+                    arrays["token_type_ids"][i, :n] = encoding.type_ids
+            states = self.session.run(None, arrays)[0]
+            if self.pooling == "cls":
+                vectors[rows] = states[:, 0]
+            else:
+                mask = arrays["attention_mask"][:, :, None].astype(np.float32)
+                vectors[rows] = (states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            if progress:
+                progress(len(rows))
+        return vectors
