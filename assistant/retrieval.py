@@ -60,6 +60,10 @@ def reciprocal_rank_fusion(rankings: list[np.ndarray], *, k: int = 60, weights: 
     return fused
 
 
+EXHAUSTIVE_SENTENCES = 200_000
+"""Most sentences searched exhaustively (about 300 MB of float32 vectors); beyond, only candidates' sentences."""
+
+
 class Retriever:
     """Hybrid passage search over a loaded store."""
 
@@ -68,12 +72,16 @@ class Retriever:
         self.encoder = encoder
         self.candidates = candidates
         self.weights = list(weights)
-        self.sentence_vectors = np.asarray(store.sentence_vectors, dtype=np.float32)
-        # The first passage holding each sentence.
-        self.passage_of_sentence = np.zeros(len(store.sentences), dtype=np.int64)
-        for row in range(len(store.passages) - 1, -1, -1):
-            first, stop = store.passages[row, [FIRST_SENTENCE, SENTENCE_STOP]]
-            self.passage_of_sentence[first:stop] = row
+        # Small corpora: every sentence is searched, from a float32 copy in memory. Large ones: the sentences of
+        # the dense and BM25 candidates are read from the float16 file on disk, keeping memory and time bounded.
+        self.exhaustive = len(store.sentences) <= EXHAUSTIVE_SENTENCES
+        if self.exhaustive:
+            self.sentence_vectors = np.asarray(store.sentence_vectors, dtype=np.float32)
+            # The first passage holding each sentence.
+            self.passage_of_sentence = np.zeros(len(store.sentences), dtype=np.int64)
+            for row in range(len(store.passages) - 1, -1, -1):
+                first, stop = store.passages[row, [FIRST_SENTENCE, SENTENCE_STOP]]
+                self.passage_of_sentence[first:stop] = row
 
     def encode_query(self, query: str) -> np.ndarray:
         """Return the query's unit vector, shape (dimension,)."""
@@ -90,11 +98,23 @@ class Retriever:
         keep = rows[0] >= 0
         return rows[0][keep], scores[0][keep]
 
-    def sentence_dense(self, query_vector: np.ndarray, *, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
-        """Return the rows of the passages holding the sentences nearest the query vector, best first."""
-        similarity = self.sentence_vectors @ query_vector
+    def sentence_dense(
+        self, query_vector: np.ndarray, *, k: int, allowed: np.ndarray | None = None, candidates: np.ndarray = ()
+    ) -> np.ndarray:
+        """Return the rows of the passages holding the sentences nearest the query vector, best first.
+
+        Every sentence is scored in a small corpus; in a large one, only the sentences of `candidates`.
+        """
         passage_best = np.full(len(self.store.passages), -np.inf, dtype=np.float32)
-        np.maximum.at(passage_best, self.passage_of_sentence, similarity)
+        if self.exhaustive:
+            np.maximum.at(passage_best, self.passage_of_sentence, self.sentence_vectors @ query_vector)
+        else:
+            candidates = np.unique(np.asarray(candidates, dtype=np.int64))
+            ranges = self.store.passages[candidates][:, [FIRST_SENTENCE, SENTENCE_STOP]]
+            rows = np.concatenate([np.arange(a, b) for a, b in ranges]) if len(ranges) else np.zeros(0, np.int64)
+            owners = np.repeat(candidates, ranges[:, 1] - ranges[:, 0])
+            vectors = np.asarray(self.store.sentence_vectors[rows], dtype=np.float32)
+            np.maximum.at(passage_best, owners, vectors @ query_vector)
         if allowed is not None:
             admitted = np.full(len(passage_best), -np.inf, dtype=np.float32)
             admitted[allowed] = passage_best[allowed]
@@ -133,7 +153,8 @@ class Retriever:
         vector = self.encode_query(query) if query_vector is None else query_vector
         dense_rows, dense_scores = self.dense(vector, k=pool, allowed=allowed)
         lexical_rows = self.lexical(terms(query), k=pool, allowed=allowed)
-        sentence_rows = self.sentence_dense(vector, k=pool, allowed=allowed)
+        candidates = np.concatenate([dense_rows, lexical_rows])
+        sentence_rows = self.sentence_dense(vector, k=pool, allowed=allowed, candidates=candidates)
         fused = reciprocal_rank_fusion([dense_rows, lexical_rows, sentence_rows], weights=self.weights)
         dense_by_row = dict(zip(dense_rows.tolist(), dense_scores.tolist()))
         best = sorted(fused, key=lambda row: -fused[row])[:k]

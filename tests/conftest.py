@@ -16,8 +16,13 @@ SEEDS = ROOT / "seeds"
 
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
-    """Return the default model (packaged all-MiniLM-L6-v2), loaded once."""
-    return Encoder()
+    """Return the default model (packaged all-MiniLM-L6-v2), loaded once.
+
+    Loading it also exports the int8 ONNX model on a fresh machine, so that no later test pays for that.
+    """
+    encoder = Encoder()
+    assert encoder.dimension == 384
+    return encoder
 
 
 @pytest.fixture(scope="session")

@@ -147,3 +147,20 @@ def test_follow_up_about_a_person_keeps_its_own_focus(seed_assistant):
     topic = seed_assistant.ask("Why was it founded?", history=["When was NATO founded?"])
     assert topic.query == "When was NATO founded? Why was it founded?"
     assert "to counter the Soviet Union" in topic.citations[0].excerpt
+
+
+def test_large_corpus_sentence_search_ranks_candidates_by_their_best_sentence(seed_assistant):
+    retriever, store = seed_assistant.retriever, seed_assistant.store
+    vector = retriever.encode_query("What weapons will the US station in Germany?")
+    candidates = np.arange(0, len(store.passages), 2)
+    retriever.exhaustive = False  # as if the corpus had more than EXHAUSTIVE_SENTENCES sentences
+    try:
+        bounded = retriever.sentence_dense(vector, k=len(candidates), candidates=candidates)
+    finally:
+        retriever.exhaustive = True
+    # Brute force: each candidate passage scored by its best sentence, from the float16 vectors on disk.
+    best = {
+        int(row): max(np.asarray(store.sentence_vectors[first:stop], dtype=np.float32) @ vector)
+        for row, (first, stop) in zip(candidates, store.passages[candidates][:, 3:5])
+    }
+    assert bounded.tolist() == sorted(best, key=lambda row: -best[row])
