@@ -67,7 +67,7 @@ def test_page_answers_cites_opens_sources_and_runs_nothing_from_articles(page_ur
         sources = page.locator(".na-source")
         assert sources.count() >= 2
         outlets = " ".join(sources.all_inner_texts())
-        assert "Bloomberg" in outlets and "Sputnik" in outlets
+        assert sum(name in outlets for name in ("Bloomberg", "Sputnik", "TASS")) >= 2  # several outlets
         assert sources.first.locator("mark").is_visible()
         page.screenshot(path=str(OUTPUT / "answer.png"), full_page=True)
 
