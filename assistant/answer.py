@@ -73,7 +73,7 @@ class AnswerSettings:
     max_sentences: int = 3
     min_relative_score: float = 0.6
     same_statement: float = 0.82
-    answer_similarity: float = 0.55
+    answer_similarity: float = 0.45
     support_similarity: float = 0.3
     support_coverage: float = 0.3
     similarity_weight: float = 0.6

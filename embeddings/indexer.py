@@ -19,7 +19,7 @@ from embeddings.encoder import Encoder
 from embeddings.passages import chunk_article, passage_document
 from embeddings.terms import terms
 
-CHUNKING = {"passage_words": 90, "max_sentences": 6, "overlap_sentences": 1}
+CHUNKING = {"passage_words": 150, "max_sentences": 10, "overlap_sentences": 1}
 
 
 @dataclass
