@@ -73,7 +73,7 @@ class Encoder:
 
     def _onnx_model(self) -> onnx_int8.OnnxInt8Model:
         """Return the ONNX runner, exporting the model into the cache first if it is not there yet."""
-        onnx_file = settings.cache_dir() / "onnx" / model_fingerprint(self.path)[:24] / "model.int8.onnx"
+        onnx_file = settings.cache_dir() / "onnx" / self.folder_fingerprint[:24] / "model.int8.onnx"
         try:
             if not onnx_file.is_file():
                 onnx_int8.export(self.onnx_pipeline, onnx_file)
@@ -94,9 +94,14 @@ class Encoder:
         return self.path.parent.name if self.path.name in ("model", "models") else self.path.name
 
     @cached_property
+    def folder_fingerprint(self) -> str:
+        """Return the sha256 of the model folder's files, computed once."""
+        return model_fingerprint(self.path)
+
+    @cached_property
     def fingerprint(self) -> str:
         """Return the identity of the model and backend, recorded in each index it builds."""
-        folder = model_fingerprint(self.path)
+        folder = self.folder_fingerprint
         return folder if self.backend == "torch" else f"{folder}+{self.backend}"
 
     def describe(self) -> dict:
