@@ -52,10 +52,6 @@ class Conversation:
     questions: list[str] = field(default_factory=list)
     limit: int = 50
 
-    def query_for(self, question: str) -> str:
-        """Return the search text for the next question."""
-        return contextual_query(question, self.questions)
-
     def add(self, question: str) -> None:
         """Record an asked question."""
         self.questions = [*self.questions, question][-self.limit :]

@@ -9,7 +9,7 @@ from assistant.answer import Answer, AnswerSettings, answer_question
 from assistant.conversation import contextual_query
 from assistant.retrieval import Filters, Retriever
 from embeddings import store as index_store
-from embeddings.encoder import Encoder
+from embeddings.encoder import Encoder, encoder_for_index
 
 
 class Assistant:
@@ -19,13 +19,11 @@ class Assistant:
         manifest = index_store.read_manifest(Path(index_dir))
         if manifest is None:
             raise index_store.StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
-        if encoder is None:
-            recorded = Path(manifest["model"]["path"])
-            backend = manifest["model"].get("backend", "torch")
-            encoder = Encoder(model_path or (recorded if recorded.is_dir() else None), backend=backend)
-        self.encoder = encoder
+        self.encoder = encoder or encoder_for_index(manifest, model_path)
         self.index_dir = Path(index_dir)
-        self.retriever = Retriever(index_store.load(self.index_dir, model_fingerprint=encoder.fingerprint), encoder)
+        self.retriever = Retriever(
+            index_store.load(self.index_dir, model_fingerprint=self.encoder.fingerprint), self.encoder
+        )
         self._reloading = threading.Lock()
 
     @property

@@ -128,3 +128,15 @@ class Encoder:
             if progress:
                 progress(len(batch))
         return vectors
+
+
+def encoder_for_index(manifest: dict | None, model_path: str | Path | None = None) -> Encoder:
+    """Return the encoder for an index: `model_path` if given, else the model and backend the index records.
+
+    With no index yet (`manifest` None), the default model and backend.
+    """
+    if manifest is None:
+        return Encoder(model_path)
+    recorded = Path(manifest["model"]["path"])
+    backend = manifest["model"].get("backend", "torch")
+    return Encoder(model_path or (recorded if recorded.is_dir() else None), backend=backend)

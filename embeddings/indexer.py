@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from embeddings import store as index_store
 from embeddings.articles import Article, LoadError, Skipped, check_file, read_articles
-from embeddings.encoder import Encoder
+from embeddings.encoder import Encoder, encoder_for_index
 from embeddings.passages import chunk_article, passage_document
 from embeddings.terms import terms
 
@@ -167,10 +167,7 @@ def update_index(
     index_dir = Path(index_dir)
     with index_store.write_lock(index_dir, wait_message=on_wait):
         manifest = None if rebuild else index_store.read_manifest(index_dir)
-        if model_path is None and manifest and Path(manifest["model"]["path"]).is_dir():
-            model_path = manifest["model"]["path"]
-        backend = manifest["model"].get("backend", "torch") if manifest else None  # keep the index's backend
-        encoder = encoder or Encoder(model_path, backend=backend)
+        encoder = encoder or encoder_for_index(manifest, model_path)
         old, rechunk = None, False
         if manifest:
             if manifest["model"]["fingerprint"] != encoder.fingerprint:
