@@ -8,11 +8,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START
 from embeddings.terms import term_set, terms
 
 DECLINE = "The articles don't cover this."
+DECLINE_MODEL = DeclineModel.load()
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ class Candidate:
     end: int
     passage: Hit
     similarity: float
-    coverage: float
-    support: float
+    terms: frozenset[str]
+    coverage: float = 0.0
     score: float = 0.0
     corroborating: list[Candidate] = field(default_factory=list)
 
@@ -71,11 +73,10 @@ class AnswerSettings:
 
     passages: int = 8
     max_sentences: int = 3
-    min_relative_score: float = 0.6
+    min_relative_score: float = 0.5
     same_statement: float = 0.82
-    answer_similarity: float = 0.45
-    support_similarity: float = 0.3
-    support_coverage: float = 0.3
+    min_answer_probability: float | None = None
+    """Questions whose evidence gives a lower probability of an answer are declined; None: the calibrated threshold."""
     similarity_weight: float = 0.6
     coverage_weight: float = 0.6
     rank_weight: float = 0.1
@@ -127,31 +128,45 @@ def _has_shape(shape: re.Pattern | None, sentence: str, query: str) -> bool:
 def _candidates(
     retriever: Retriever, hits: list[Hit], query: str, query_vector: np.ndarray, weights: dict, settings: AnswerSettings
 ) -> list[Candidate]:
-    """Return every sentence of the hit passages once, scored by similarity, term coverage, answer shape and rank."""
+    """Return every sentence of the hit passages once, scored by similarity, term coverage, answer shape and rank.
+
+    Coverage weighs each query term by its IDF in the corpus times its IDF among these sentences: a term that every
+    retrieved sentence has (the article's subject) tells less about which sentence answers than one few have.
+    """
     store = retriever.store
     shape = _answer_shape(query)
-    seen: dict[int, Candidate] = {}
+    ranks: dict[int, int] = {}
+    candidates: dict[int, Candidate] = {}
     for rank, hit in enumerate(hits):
         first, stop = store.passages[hit.passage, [FIRST_SENTENCE, SENTENCE_STOP]]
-        rows = [row for row in range(first, stop) if row not in seen]
-        if not rows:
-            continue
-        similarity = np.asarray(store.sentence_vectors[rows], dtype=np.float32) @ query_vector
-        title_terms = term_set(hit.article.title or "")
-        for row, sim in zip(rows, similarity.tolist()):
-            article_row, start, end = store.sentences[row, [ARTICLE, START, END]]
+        rows = [row for row in range(first, stop) if row not in candidates]
+        similarity = np.asarray(store.sentence_vectors[rows], dtype=np.float32) @ query_vector if rows else []
+        for row, sim in zip(rows, np.asarray(similarity).tolist()):
+            article_row, start, end = (int(v) for v in store.sentences[row, [ARTICLE, START, END]])
             text = store.articles[article_row].text[start:end]
-            found = term_set(text)
-            coverage = _coverage(weights, found)
-            support = _coverage(weights, found | title_terms)
-            score = (
-                settings.similarity_weight * sim
-                + settings.coverage_weight * coverage
-                + settings.rank_weight / (1 + rank)
-                + settings.shape_weight * _has_shape(shape, text, query)
-            )
-            seen[row] = Candidate(row, int(article_row), int(start), int(end), hit, sim, coverage, support, score)
-    return sorted(seen.values(), key=lambda c: -c.score)
+            candidates[row] = Candidate(row, article_row, start, end, hit, sim, term_set(text))
+            ranks[row] = rank
+    local = _local_weights(weights, [c.terms for c in candidates.values()])
+    for row, candidate in candidates.items():
+        candidate.coverage = _coverage(local, candidate.terms)
+        text = store.articles[candidate.article_row].text[candidate.start : candidate.end]
+        candidate.score = (
+            settings.similarity_weight * candidate.similarity
+            + settings.coverage_weight * candidate.coverage
+            + settings.rank_weight / (1 + ranks[row])
+            + settings.shape_weight * _has_shape(shape, text, query)
+        )
+    return sorted(candidates.values(), key=lambda c: -c.score)
+
+
+def _local_weights(weights: dict[str, float], sentence_terms: list[frozenset[str]]) -> dict[str, float]:
+    """Return each query term's weight times its BM25-style inverse frequency among the candidate sentences."""
+    total = len(sentence_terms)
+    local = {}
+    for term, weight in weights.items():
+        frequency = sum(term in found for found in sentence_terms)
+        local[term] = weight * math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
+    return local
 
 
 def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
@@ -255,14 +270,18 @@ def answer_question(
     retrieved = {"retrieved": [[hit.article.id, hit.start, hit.end] for hit in hits]}
     if not candidates:
         return Answer(question, DECLINE, True, [], query, {"reason": "no passages matched"} | retrieved)
-    best = max(candidates, key=lambda c: c.similarity)
-    support = max(c.support for c in candidates[:5])
-    evidence = {"similarity": round(best.similarity, 4), "coverage": round(support, 4)} | retrieved
-    covered = best.similarity >= settings.answer_similarity or (
-        best.similarity >= settings.support_similarity and support >= settings.support_coverage
+    shape = _answer_shape(query)
+    features = evidence(
+        retriever, hits, candidates, query, weights, lambda text: shape is None or _has_shape(shape, text, query)
     )
-    if not covered:
-        return Answer(question, DECLINE, True, [], query, evidence | {"reason": "weak evidence"})
+    probability = DECLINE_MODEL.probability(features)
+    judged = retrieved | {
+        "answer_probability": round(probability, 4),
+        "features": {name: round(value, 4) for name, value in features.items()},
+    }
+    threshold = DECLINE_MODEL.threshold if settings.min_answer_probability is None else settings.min_answer_probability
+    if probability < threshold:
+        return Answer(question, DECLINE, True, [], query, judged | {"reason": "weak evidence"})
 
     citations: list[Citation] = []
     parts = []
@@ -272,4 +291,4 @@ def answer_question(
             citations.append(_citation(retriever, source, len(citations) + 1))
             markers += f"[{len(citations)}]"
         parts.append(f"{citations[-1 - len(statement.corroborating)].excerpt} {markers}")
-    return Answer(question, " ".join(parts), False, citations, query, evidence)
+    return Answer(question, " ".join(parts), False, citations, query, judged)

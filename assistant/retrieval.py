@@ -50,7 +50,11 @@ class Hit:
     dense_score: float
 
 
-def reciprocal_rank_fusion(rankings: list[np.ndarray], *, k: int = 60, weights: list[float] | None = None) -> dict:
+RRF_K = 60
+"""Reciprocal rank fusion's rank offset: an item ranked r counts weight / (RRF_K + r)."""
+
+
+def reciprocal_rank_fusion(rankings: list[np.ndarray], *, k: int = RRF_K, weights: list[float] | None = None) -> dict:
     """Return {id: fused score} for ranked id lists: the sum of weight / (k + rank), rank counted from 1."""
     weights = weights or [1.0] * len(rankings)
     fused: dict[int, float] = {}

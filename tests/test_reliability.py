@@ -536,13 +536,16 @@ def test_readers_keep_answering_while_another_process_indexes(small_index, tmp_p
 
     def reader(offset: int) -> None:
         turn = offset
-        while indexing.poll() is None or turn < offset + len(questions):
+        while True:
+            finished = indexing.poll() is not None  # so the last turn starts after the new generation is written
             try:
                 reloads.append(assistant.reload_if_changed())
                 answers.append(assistant.ask(questions[turn % len(questions)]))
             except Exception as error:  # any error at all fails the test below
                 errors.append(error)
             turn += 1
+            if finished and turn >= offset + len(questions):
+                break
 
     indexing = run_cli("index", str(tmp_path / "new"), "--index-dir", str(index_dir), "--quiet", cwd=tmp_path)
     threads = [threading.Thread(target=reader, args=(n,)) for n in range(3)]
