@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from assistant.decline import DeclineModel, evidence
+from assistant.decline import DeclineModel, evidence, term_share
 from assistant.retrieval import Filters, Hit, Retriever
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START
 from embeddings.terms import term_set, terms
@@ -62,6 +62,7 @@ class Candidate:
     passage: Hit
     similarity: float
     terms: frozenset[str]
+    has_shape: bool
     coverage: float = 0.0
     score: float = 0.0
     corroborating: list[Candidate] = field(default_factory=list)
@@ -93,12 +94,6 @@ def _term_weights(retriever: Retriever, query_terms: set[str]) -> dict[str, floa
         frequency = 0 if token is None else int(bm25.scores["indptr"][token + 1] - bm25.scores["indptr"][token])
         weights[term] = math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
     return weights
-
-
-def _coverage(weights: dict[str, float], found: set[str]) -> float:
-    """Return the share of the query's term weight found among `found`."""
-    total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in found) / total if total else 0.0
 
 
 # Questions that ask for a number or a date, and the numbers that could answer them.
@@ -144,17 +139,17 @@ def _candidates(
         for row, sim in zip(rows, np.asarray(similarity).tolist()):
             article_row, start, end = (int(v) for v in store.sentences[row, [ARTICLE, START, END]])
             text = store.articles[article_row].text[start:end]
-            candidates[row] = Candidate(row, article_row, start, end, hit, sim, term_set(text))
+            shaped = _has_shape(shape, text, query)
+            candidates[row] = Candidate(row, article_row, start, end, hit, sim, term_set(text), shaped)
             ranks[row] = rank
     local = _local_weights(weights, [c.terms for c in candidates.values()])
     for row, candidate in candidates.items():
-        candidate.coverage = _coverage(local, candidate.terms)
-        text = store.articles[candidate.article_row].text[candidate.start : candidate.end]
+        candidate.coverage = term_share(local, candidate.terms, empty=0.0)
         candidate.score = (
             settings.similarity_weight * candidate.similarity
             + settings.coverage_weight * candidate.coverage
             + settings.rank_weight / (1 + ranks[row])
-            + settings.shape_weight * _has_shape(shape, text, query)
+            + settings.shape_weight * candidate.has_shape
         )
     return sorted(candidates.values(), key=lambda c: -c.score)
 
@@ -270,10 +265,7 @@ def answer_question(
     retrieved = {"retrieved": [[hit.article.id, hit.start, hit.end] for hit in hits]}
     if not candidates:
         return Answer(question, DECLINE, True, [], query, {"reason": "no passages matched"} | retrieved)
-    shape = _answer_shape(query)
-    features = evidence(
-        retriever, hits, candidates, query, weights, lambda text: shape is None or _has_shape(shape, text, query)
-    )
+    features = evidence(retriever, hits, candidates, query, weights, asks_kind=_answer_shape(query) is not None)
     probability = DECLINE_MODEL.probability(features)
     judged = retrieved | {
         "answer_probability": round(probability, 4),

@@ -44,11 +44,11 @@ _NAME_OR_NUMBER = re.compile(r"\b[A-Z][\w’'.-]*|\d[\d,.]*")
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 
 
-def _share(weights: dict[str, float], found: set[str], keys=None) -> float:
-    """Return the share of the weight of `keys` (all terms by default) found in `found`; 1.0 when there are none."""
+def term_share(weights: dict[str, float], found: set[str], keys=None, *, empty: float = 1.0) -> float:
+    """Return the share of the weight of `keys` (all weighted terms by default) found in `found`; `empty` if none."""
     keys = list(weights) if keys is None else list(keys)
     total = sum(weights[t] for t in keys)
-    return sum(weights[t] for t in keys if t in found) / total if total else 1.0
+    return sum(weights[t] for t in keys if t in found) / total if total else empty
 
 
 def _window_terms(retriever: Retriever, candidate: Candidate) -> frozenset[str]:
@@ -69,12 +69,13 @@ def evidence(
     candidates: list[Candidate],
     query: str,
     weights: dict[str, float],
-    has_shape,
+    *,
+    asks_kind: bool,
 ) -> dict[str, float]:
     """Return the evidence features (FEATURES) that the best candidate sentences answer `query`.
 
-    `candidates` are sorted best first and non-empty; `weights` are the query terms' IDF weights; `has_shape(text)` says
-    whether a sentence holds the kind of answer asked for (always True when the question asks for no kind).
+    `candidates` are sorted best first and non-empty; `weights` are the query terms' IDF weights; `asks_kind` says
+    whether the question asks for a kind of answer (a number, a name) that the best sentence must hold.
     """
     store = retriever.store
     top = candidates[:TOP]
@@ -85,8 +86,9 @@ def evidence(
     for candidate in top:
         article = store.articles[candidate.article_row]
         title = term_set(article.title or "")
-        windows.append(_share(weights, _window_terms(retriever, candidate) | title))
-        names_found.append(_share(weights, term_set(article.text) | title, names))
+        windows.append(term_share(weights, _window_terms(retriever, candidate) | title))
+        # Only a question with names or numbers pays for reading the whole article.
+        names_found.append(term_share(weights, term_set(article.text) | title, names) if names else 1.0)
         numbers_found.append(all(n in article.text for n in numbers))
     best = max(range(len(top)), key=lambda i: top[i].similarity + windows[i])
     fused_best = sum(retriever.weights) / (RRF_K + 1)
@@ -99,7 +101,7 @@ def evidence(
         "numbers_found": float(any(numbers_found)),
         "ranking_agreement": hits[0].score / fused_best,
         "passage_similarity": max(hit.dense_score for hit in hits),
-        "answer_shape": float(has_shape(store.articles[top[best].article_row].text[top[best].start : top[best].end])),
+        "answer_shape": float(top[best].has_shape or not asks_kind),
     }
 
 
