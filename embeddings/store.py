@@ -31,6 +31,7 @@ import numpy as np
 
 from embeddings import vector_index
 from embeddings.articles import Article
+from embeddings.encoder import same_model_folder
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -165,6 +166,11 @@ def _load_generation(index_dir: Path, manifest: dict | None, model_fingerprint: 
         raise StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
     model = manifest["model"]
     if model_fingerprint and model["fingerprint"] != model_fingerprint:
+        if same_model_folder(model["fingerprint"], model_fingerprint):
+            raise StoreError(
+                f"The index in {index_dir} was embedded by an older or other encoder of the model {model['name']!r} "
+                f"({model['fingerprint'].partition('+')[2] or 'torch'}). Embed it again with: assistant index PATH ..."
+            )
         raise StoreError(
             f"The index in {index_dir} was built with the model {model['name']!r} ({model['path']}), "
             "not the one loaded now. Use --model with that folder, or rebuild: assistant index --rebuild PATH ..."
