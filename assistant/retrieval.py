@@ -125,14 +125,24 @@ class Retriever:
 
     def lexical(self, query_terms: list[str], *, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
         """Return the rows of the k best BM25 passages that share a term with the query, best first."""
-        if not query_terms or self.store.bm25 is None:
+        bm25 = self.store.bm25
+        ids = [bm25.vocab_dict[t] for t in query_terms if t in bm25.vocab_dict] if bm25 is not None else []
+        if not ids:
             return np.zeros(0, dtype=np.int64)
-        mask = None
+        # bm25s's own scores (a term's column of precomputed BM25 weights), summed without its per-query overhead.
+        data, indices, indptr = bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"]
+        scores = np.zeros(len(self.store.passages), dtype=np.float32)
+        for token in ids:
+            column = slice(indptr[token], indptr[token + 1])
+            scores[indices[column]] += data[column]  # a term's passages are distinct: no lost updates
         if allowed is not None:
-            mask = np.zeros(len(self.store.passages), dtype=np.float32)
-            mask[allowed] = 1.0
-        rows, scores = self.store.bm25.retrieve([query_terms], k=k, show_progress=False, weight_mask=mask)
-        return rows[0][scores[0] > 0]
+            admitted = np.zeros_like(scores)
+            admitted[allowed] = scores[allowed]
+            scores = admitted
+        matched = np.flatnonzero(scores > 0)
+        if len(matched) > k:
+            matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
+        return matched[np.argsort(-scores[matched], kind="stable")]
 
     def search(
         self,
