@@ -206,8 +206,7 @@ def _load_generation(index_dir: Path, manifest: dict | None, model_fingerprint: 
     try:
         passages = np.load(folder / FILES[1], allow_pickle=False)
         sentences = np.load(folder / FILES[2], allow_pickle=False)
-        # Memory-mapped: an IVF search reads only the lists it probes (at 1M passages, 750 MB not held in memory).
-        passage_index = faiss.read_index(str(folder / FILES[3]), faiss.IO_FLAG_MMAP)
+        passage_index = faiss.read_index(str(folder / FILES[3]))
         sentence_vectors = np.load(folder / FILES[4], mmap_mode="r", allow_pickle=False)
         bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False) if len(passages) else None
     except unreadable as error:
