@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,16 +110,10 @@ class Retriever:
 
         Every sentence is scored in a small corpus; in a large one, only the sentences of `candidates`.
         """
+        if not self.exhaustive:
+            return self._candidate_sentence_dense(query_vector, k=k, allowed=allowed, candidates=candidates)
         passage_best = np.full(len(self.store.passages), -np.inf, dtype=np.float32)
-        if self.exhaustive:
-            np.maximum.at(passage_best, self.passage_of_sentence, self.sentence_vectors @ query_vector)
-        else:
-            candidates = np.unique(np.asarray(candidates, dtype=np.int64))
-            ranges = self.store.passages[candidates][:, [FIRST_SENTENCE, SENTENCE_STOP]]
-            rows = np.concatenate([np.arange(a, b) for a, b in ranges]) if len(ranges) else np.zeros(0, np.int64)
-            owners = np.repeat(candidates, ranges[:, 1] - ranges[:, 0])
-            vectors = np.asarray(self.store.sentence_vectors[rows], dtype=np.float32)
-            np.maximum.at(passage_best, owners, vectors @ query_vector)
+        np.maximum.at(passage_best, self.passage_of_sentence, self.sentence_vectors @ query_vector)
         if allowed is not None:
             admitted = np.full(len(passage_best), -np.inf, dtype=np.float32)
             admitted[allowed] = passage_best[allowed]
@@ -127,16 +122,52 @@ class Retriever:
         top = np.argpartition(-passage_best, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
         return top[np.argsort(-passage_best[top], kind="stable")]
 
+    def _candidate_sentence_dense(
+        self, query_vector: np.ndarray, *, k: int, allowed: np.ndarray | None, candidates: np.ndarray
+    ) -> np.ndarray:
+        """Return the rows of the k `candidates` with the sentences nearest the query vector, best first.
+
+        Each candidate's sentences are read from the float16 file by one pread; through the memory map, the kernel
+        mapped 64 KB around every row read, and 24 questions left 760 MB of it resident at 1M passages.
+        """
+        candidates = np.unique(np.asarray(candidates, dtype=np.int64))
+        if allowed is not None:
+            candidates = np.intersect1d(candidates, allowed)
+        if not len(candidates):
+            return candidates
+        vectors = self.store.sentence_vectors
+        row_bytes = vectors.shape[1] * vectors.itemsize
+        first, stop = self.store.passages[candidates][:, [FIRST_SENTENCE, SENTENCE_STOP]].T
+        with open(vectors.filename, "rb") as file:
+            blocks = [
+                os.pread(file.fileno(), (b - a) * row_bytes, vectors.offset + a * row_bytes)
+                for a, b in zip(first, stop)
+            ]
+        rows = np.frombuffer(b"".join(blocks), dtype=vectors.dtype).reshape(-1, vectors.shape[1])
+        scores = rows.astype(np.float32) @ query_vector
+        best = np.maximum.reduceat(scores, np.concatenate([[0], np.cumsum(stop - first)[:-1]]))
+        return candidates[np.argsort(-best, kind="stable")[:k]]
+
     def lexical(self, query_terms: list[str], *, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
         """Return the rows of the k best BM25 passages that share a term with the query, best first."""
-        if not query_terms or self.store.bm25 is None:
+        bm25 = self.store.bm25
+        ids = [bm25.vocab_dict[t] for t in query_terms if t in bm25.vocab_dict] if bm25 is not None else []
+        if not ids:
             return np.zeros(0, dtype=np.int64)
-        mask = None
+        # bm25s's own scores (a term's column of precomputed BM25 weights), summed without its per-query overhead.
+        data, indices, indptr = bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"]
+        scores = np.zeros(len(self.store.passages), dtype=np.float32)
+        for token in ids:
+            column = slice(indptr[token], indptr[token + 1])
+            scores[indices[column]] += data[column]  # a term's passages are distinct: no lost updates
         if allowed is not None:
-            mask = np.zeros(len(self.store.passages), dtype=np.float32)
-            mask[allowed] = 1.0
-        rows, scores = self.store.bm25.retrieve([query_terms], k=k, show_progress=False, weight_mask=mask)
-        return rows[0][scores[0] > 0]
+            admitted = np.zeros_like(scores)
+            admitted[allowed] = scores[allowed]
+            scores = admitted
+        matched = np.flatnonzero(scores > 0)
+        if len(matched) > k:
+            matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
+        return matched[np.argsort(-scores[matched], kind="stable")]
 
     def search(
         self,

@@ -28,6 +28,11 @@ def model_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
+def same_model_folder(fingerprint: str, other: str) -> bool:
+    """Return True if two encoder fingerprints name the same model folder (the backend or its recipe may differ)."""
+    return fingerprint.partition("+")[0] == other.partition("+")[0]
+
+
 BACKENDS = ("torch", "onnx-int8")
 BATCH_SIZES = {"torch": 64, "onnx-int8": 1}
 """Default texts per batch. int8 activations are scaled per batch, so onnx-int8 runs texts one by one: a text's vector
@@ -73,7 +78,8 @@ class Encoder:
 
     def _onnx_model(self) -> onnx_int8.OnnxInt8Model:
         """Return the ONNX runner, exporting the model into the cache first if it is not there yet."""
-        onnx_file = settings.cache_dir() / "onnx" / self.folder_fingerprint[:24] / "model.int8.onnx"
+        folder = settings.cache_dir() / "onnx" / self.folder_fingerprint[:24]
+        onnx_file = folder / f"model.int8.r{onnx_int8.RECIPE}.onnx"
         try:
             if not onnx_file.is_file():
                 onnx_int8.export(self.onnx_pipeline, onnx_file)
@@ -100,9 +106,9 @@ class Encoder:
 
     @cached_property
     def fingerprint(self) -> str:
-        """Return the identity of the model and backend, recorded in each index it builds."""
+        """Return the identity of the model, backend and export recipe, recorded in each index it builds."""
         folder = self.folder_fingerprint
-        return folder if self.backend == "torch" else f"{folder}+{self.backend}"
+        return folder if self.backend == "torch" else f"{folder}+{self.backend}.r{onnx_int8.RECIPE}"
 
     def describe(self) -> dict:
         """Return the model's identity as recorded in an index manifest."""

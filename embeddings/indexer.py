@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from embeddings import store as index_store
 from embeddings.articles import Article, LoadError, Skipped, check_file, read_articles
-from embeddings.encoder import Encoder, encoder_for_index
+from embeddings.encoder import Encoder, encoder_for_index, same_model_folder
 from embeddings.passages import chunk_article, passage_document
 from embeddings.terms import terms
 
@@ -170,13 +170,15 @@ def update_index(
         encoder = encoder or encoder_for_index(manifest, model_path)
         old, rechunk = None, False
         if manifest:
-            if manifest["model"]["fingerprint"] != encoder.fingerprint:
+            recorded = manifest["model"]["fingerprint"]
+            if not same_model_folder(recorded, encoder.fingerprint):
                 raise index_store.StoreError(
                     f"The index in {index_dir} was built with the model {manifest['model']['name']!r}, not "
                     f"{encoder.name!r}. Re-embed everything with: assistant index --rebuild PATH ..."
                 )
-            old = index_store.load(index_dir, model_fingerprint=encoder.fingerprint)
-            rechunk = manifest.get("chunking") != CHUNKING  # other chunking settings: split and embed all again
+            old = index_store.load(index_dir)
+            # Other chunking settings, or the same model run by a newer encoder recipe: split and embed all again.
+            rechunk = manifest.get("chunking") != CHUNKING or recorded != encoder.fingerprint
         old_articles = {a.id: a for a in old.articles} if old else {}
         old_sources = manifest["sources"] if manifest else {}
 

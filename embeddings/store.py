@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from embeddings import vector_index
 from embeddings.articles import Article
+from embeddings.encoder import same_model_folder
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -128,12 +130,21 @@ def _broken(index_dir: Path, what: str) -> str:
     return f"The index in {index_dir} is damaged: {what}. Rebuild it with: assistant index --rebuild PATH ..."
 
 
+def _unreadable(index_dir: Path, manifest: dict, error: Exception) -> str:
+    return _broken(index_dir, f"a file of {manifest['generation']} is unreadable ({error})")
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        for block in iter(lambda: handle.read(1 << 24), b""):  # large reads: few waits for the GIL
             digest.update(block)
     return digest.hexdigest()
+
+
+def _first_mismatch(folder: Path, checksums: dict[str, str]) -> str | None:
+    """Return the name of the first file in `folder` whose sha256 differs from `checksums`, None if all match."""
+    return next((name for name, digest in checksums.items() if _sha256(folder / name) != digest), None)
 
 
 def load(index_dir: Path, *, model_fingerprint: str | None = None, attempts: int = 3) -> Store:
@@ -165,6 +176,11 @@ def _load_generation(index_dir: Path, manifest: dict | None, model_fingerprint: 
         raise StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
     model = manifest["model"]
     if model_fingerprint and model["fingerprint"] != model_fingerprint:
+        if same_model_folder(model["fingerprint"], model_fingerprint):
+            raise StoreError(
+                f"The index in {index_dir} was embedded by an older or other encoder of the model {model['name']!r} "
+                f"({model['fingerprint'].partition('+')[2] or 'torch'}). Embed it again with: assistant index PATH ..."
+            )
         raise StoreError(
             f"The index in {index_dir} was built with the model {model['name']!r} ({model['path']}), "
             "not the one loaded now. Use --model with that folder, or rebuild: assistant index --rebuild PATH ..."
@@ -174,17 +190,27 @@ def _load_generation(index_dir: Path, manifest: dict | None, model_fingerprint: 
         file = folder / name
         if not file.is_file() or file.stat().st_size != size:
             raise StoreError(_broken(index_dir, f"{manifest['generation']}/{name} is missing or truncated"))
-        if _sha256(file) != manifest["sha256"][name]:
-            raise StoreError(_broken(index_dir, f"{manifest['generation']}/{name} does not match its checksum"))
+    # Checksums are computed on a second thread (hashing frees the GIL) while the articles' JSON is parsed; the binary
+    # files are opened only once every checksum matched.
+    unreadable = (OSError, ValueError, TypeError, KeyError, RuntimeError)
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        mismatch = hasher.submit(_first_mismatch, folder, manifest["sha256"])
+        try:
+            articles = [Article.from_json(json.loads(line)) for line in (folder / FILES[0]).open(encoding="utf-8")]
+        except unreadable as error:
+            raise StoreError(_unreadable(index_dir, manifest, error)) from error
+        finally:  # a damaged file is named as such, even when it also made the articles unreadable
+            if mismatch.result():
+                damaged = f"{manifest['generation']}/{mismatch.result()}"
+                raise StoreError(_broken(index_dir, f"{damaged} does not match its checksum"))
     try:
-        articles = [Article.from_json(json.loads(line)) for line in (folder / FILES[0]).open(encoding="utf-8")]
         passages = np.load(folder / FILES[1], allow_pickle=False)
         sentences = np.load(folder / FILES[2], allow_pickle=False)
         passage_index = faiss.read_index(str(folder / FILES[3]))
         sentence_vectors = np.load(folder / FILES[4], mmap_mode="r", allow_pickle=False)
         bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False) if len(passages) else None
-    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as error:
-        raise StoreError(_broken(index_dir, f"a file of {manifest['generation']} is unreadable ({error})")) from error
+    except unreadable as error:
+        raise StoreError(_unreadable(index_dir, manifest, error)) from error
     store = Store(index_dir, manifest, articles, passages, sentences, passage_index, sentence_vectors, bm25)
     _check(store)
     return store
@@ -194,10 +220,9 @@ def _check(store: Store) -> None:
     """Raise StoreError unless the store's tables, vectors and manifest agree row for row."""
     manifest, counts = store.manifest, store.manifest["counts"]
     problems = []
+    # Only ids: articles.jsonl's checksum covers the texts (hashing each article again took 5 s at 1M passages).
     if [a.id for a in store.articles] != list(manifest["articles"]):
         problems.append("articles.jsonl does not hold the articles the manifest lists")
-    elif any(a.hash != manifest["articles"][a.id] for a in store.articles):
-        problems.append("an article's text differs from the hash in the manifest")
     if store.passages.shape != (counts["passages"], 5) or store.sentences.shape != (counts["sentences"], 3):
         problems.append("the passage or sentence table has the wrong shape")
     if store.passage_index.ntotal != counts["passages"] or store.passage_index.d != manifest["model"]["dimension"]:

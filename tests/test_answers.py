@@ -127,16 +127,31 @@ def test_fusion_finds_at_least_what_each_search_finds(seed_assistant):
     for question, gold in KNOWN:
         dense, _ = retriever.dense(retriever.encode_query(question), k=total)
         lexical = retriever.lexical(terms(question), k=total)
-        fused = reciprocal_rank_fusion([dense, lexical])
+        fused = [hit.passage for hit in retriever.search(question, k=total)]  # dense, BM25 and sentence ranks
         ranks["dense"].append(gold_rank(retriever.store, dense, gold))
         ranks["lexical"].append(gold_rank(retriever.store, lexical, gold))
-        ranks["fused"].append(gold_rank(retriever.store, sorted(fused, key=lambda r: -fused[r]), gold))
+        ranks["fused"].append(gold_rank(retriever.store, fused, gold))
     recall = {name: np.mean([r is not None and r <= 3 for r in found]) for name, found in ranks.items()}
     print(f"passage recall@3 on {len(KNOWN)} seed questions: {recall}")
     assert recall["fused"] >= max(recall["dense"], recall["lexical"])
     # Brute force: reciprocal rank fusion scores are sums of 1/(60 + rank).
     fused = reciprocal_rank_fusion([np.array([4, 7]), np.array([7, 9])])
     assert fused == pytest.approx({4: 1 / 61, 7: 1 / 62 + 1 / 61, 9: 1 / 62})
+
+
+def test_lexical_search_returns_the_best_bm25s_scores_best_first(seed_assistant):
+    retriever = seed_assistant.retriever
+    bm25 = retriever.store.bm25
+    every_other = np.arange(0, len(retriever.store.passages), 2)
+    for question, _ in KNOWN:
+        query = terms(question)
+        full = bm25.get_scores([t for t in query if t in bm25.vocab_dict])  # bm25s's own scoring, every passage
+        for allowed in (None, every_other):
+            expected = full if allowed is None else np.where(np.isin(np.arange(len(full)), allowed), full, 0)
+            rows = retriever.lexical(query, k=5, allowed=allowed)
+            assert len(rows) == min(5, int((expected > 0).sum())) and (expected[rows] > 0).all()
+            assert (np.diff(expected[rows]) <= 1e-6).all()  # best first
+            assert expected[rows].min() >= np.sort(expected)[-len(rows)] - 1e-6  # no better passage left out
 
 
 def test_follow_up_about_a_person_keeps_its_own_focus(seed_assistant):

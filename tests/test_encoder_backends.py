@@ -7,7 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from assistant.service import Assistant
+from embeddings import store as index_store
 from embeddings.encoder import Encoder, ModelError
+from embeddings.indexer import update_index
+from embeddings.store import StoreError
 from tests.conftest import SEEDS
 
 
@@ -34,6 +38,20 @@ def test_backends_have_different_identities(encoder):
     assert int8_encoder.backend == "onnx-int8" and torch_encoder.backend == "torch"
     assert int8_encoder.fingerprint != torch_encoder.fingerprint
     assert int8_encoder.fingerprint.startswith(torch_encoder.fingerprint)
+
+
+def test_an_index_from_an_older_export_recipe_is_embedded_again(encoder, tmp_path):
+    index_dir = tmp_path / "index"
+    update_index([SEEDS], index_dir=index_dir, encoder=encoder, progress=False)
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    manifest["model"]["fingerprint"] = f"{encoder.folder_fingerprint}+onnx-int8"  # as the first recipe recorded it
+    (index_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match=r"older or other encoder of the model .+\(onnx-int8\).+assistant index PATH"):
+        Assistant(index_dir, encoder=encoder)
+    report = update_index([SEEDS], index_dir=index_dir, progress=False)
+    assert sorted(report.updated) == sorted(manifest["articles"]) and not report.added and not report.removed
+    assert index_store.read_manifest(index_dir)["model"]["fingerprint"] == encoder.fingerprint
+    assert Assistant(index_dir, encoder=encoder).ask("Who did Belousov call?").citations
 
 
 def test_unsupported_pipeline_runs_in_pytorch(encoder, tmp_path):
