@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from assistant.decline import DeclineModel, evidence, term_share
+from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START
 from embeddings.terms import term_set, terms
@@ -51,7 +51,7 @@ class Answer:
         return asdict(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """A sentence of a retrieved passage, scored against the question."""
 
@@ -86,12 +86,10 @@ class AnswerSettings:
 
 def _term_weights(retriever: Retriever, query_terms: set[str]) -> dict[str, float]:
     """Return a BM25-style inverse document frequency for each query term (unknown terms weigh most)."""
-    bm25 = retriever.store.bm25
     total = len(retriever.store.passages)
     weights = {}
     for term in query_terms:
-        token = bm25.vocab_dict.get(term) if bm25 is not None else None
-        frequency = 0 if token is None else int(bm25.scores["indptr"][token + 1] - bm25.scores["indptr"][token])
+        frequency = retriever.passage_frequency(term)
         weights[term] = math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
     return weights
 
@@ -115,13 +113,19 @@ def _answer_shape(query: str) -> re.Pattern | None:
     return _NAME if _ASKS_NAME.search(query) else None
 
 
-def _has_shape(shape: re.Pattern | None, sentence: str, query: str) -> bool:
+def _has_shape(shape: re.Pattern, sentence: str, query: str) -> bool:
     """Return True if the sentence holds something of the asked-for shape that the question does not already say."""
-    return shape is not None and any(m not in query for m in shape.findall(sentence))
+    return any(m not in query for m in shape.findall(sentence))
 
 
 def _candidates(
-    retriever: Retriever, hits: list[Hit], query: str, query_vector: np.ndarray, weights: dict, settings: AnswerSettings
+    retriever: Retriever,
+    hits: list[Hit],
+    query: str,
+    query_vector: np.ndarray,
+    weights: dict,
+    shape: re.Pattern | None,
+    settings: AnswerSettings,
 ) -> list[Candidate]:
     """Return every sentence of the hit passages once, scored by similarity, term coverage, answer shape and rank.
 
@@ -129,55 +133,55 @@ def _candidates(
     retrieved sentence has (the article's subject) tells less about which sentence answers than one few have.
     """
     store = retriever.store
-    shape = _answer_shape(query)
-    ranks: dict[int, int] = {}
-    candidates: dict[int, Candidate] = {}
-    for rank, hit in enumerate(hits):
-        first, stop = store.passages[hit.passage, [FIRST_SENTENCE, SENTENCE_STOP]]
-        rows = [row for row in range(first, stop) if row not in candidates]
-        similarity = np.asarray(store.sentence_vectors[rows], dtype=np.float32) @ query_vector if rows else []
-        for row, sim in zip(rows, np.asarray(similarity).tolist()):
-            article_row, start, end = (int(v) for v in store.sentences[row, [ARTICLE, START, END]])
-            text = store.articles[article_row].text[start:end]
-            shaped = _has_shape(shape, text, query)
-            candidates[row] = Candidate(row, article_row, start, end, hit, sim, term_set(text), shaped)
-            ranks[row] = rank
-    local = _local_weights(weights, [c.terms for c in candidates.values()])
-    for row, candidate in candidates.items():
-        candidate.coverage = term_share(local, candidate.terms, empty=0.0)
-        candidate.score = (
-            settings.similarity_weight * candidate.similarity
-            + settings.coverage_weight * candidate.coverage
-            + settings.rank_weight / (1 + ranks[row])
-            + settings.shape_weight * candidate.has_shape
-        )
-    return sorted(candidates.values(), key=lambda c: -c.score)
-
-
-def _local_weights(weights: dict[str, float], sentence_terms: list[frozenset[str]]) -> dict[str, float]:
-    """Return each query term's weight times its BM25-style inverse frequency among the candidate sentences."""
-    total = len(sentence_terms)
-    local = {}
-    for term, weight in weights.items():
-        frequency = sum(term in found for found in sentence_terms)
-        local[term] = weight * math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
-    return local
+    rank_of: dict[int, int] = {}
+    spans = store.passages[[hit.passage for hit in hits]][:, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()
+    for rank, (first, stop) in enumerate(spans):
+        for row in range(first, stop):
+            rank_of.setdefault(row, rank)
+    rows, ranks = list(rank_of), np.array(list(rank_of.values()))
+    similarities = retriever.sentence_vectors_of(rows) @ query_vector
+    query_terms = list(weights)
+    column, wanted = {term: j for j, term in enumerate(query_terms)}, frozenset(query_terms)
+    found = np.zeros((len(rows), len(query_terms)), dtype=bool)
+    candidates, shaped = [], []
+    sentence_spans = store.sentences[rows].tolist()
+    for i, (row, (article_row, start, end), rank) in enumerate(zip(rows, sentence_spans, ranks.tolist())):
+        text = store.articles[article_row].text[start:end]
+        shaped.append(shape is not None and _has_shape(shape, text, query))
+        candidate = Candidate(row, article_row, start, end, hits[rank], 0.0, term_set(text), shaped[-1])
+        for term in candidate.terms & wanted:
+            found[i, column[term]] = True
+        candidates.append(candidate)
+    # A term's weight times its BM25-style inverse frequency among the candidate sentences.
+    frequency = found.sum(axis=0)
+    local = np.array([weights[t] for t in query_terms]) * np.log1p((len(rows) - frequency + 0.5) / (frequency + 0.5))
+    coverage = found @ local / local.sum() if local.sum() > 0 else np.zeros(len(rows))
+    scores = (
+        settings.similarity_weight * similarities
+        + settings.coverage_weight * coverage
+        + settings.rank_weight / (1 + ranks)
+        + settings.shape_weight * np.array(shaped)
+    )
+    for candidate, similarity, share, score in zip(
+        candidates, similarities.tolist(), coverage.tolist(), scores.tolist()
+    ):
+        candidate.similarity, candidate.coverage, candidate.score = similarity, share, score
+    return [candidates[i] for i in np.argsort(-scores, kind="stable")]
 
 
 def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
     """Return the statements to quote: the best candidates, each other outlet's copy attached as corroboration."""
-    vectors = np.asarray(retriever.store.sentence_vectors[[c.row for c in candidates]], dtype=np.float32)
-    same = vectors @ vectors.T >= settings.same_statement
+    vectors = retriever.sentence_vectors_of([c.row for c in candidates])
     chosen: list[int] = []
     absorbed: set[int] = set()
     for i, candidate in enumerate(candidates):
-        if i in absorbed or candidate.score < settings.min_relative_score * candidates[0].score:
+        if candidate.score < settings.min_relative_score * candidates[0].score or len(chosen) == settings.max_sentences:
+            break  # candidates come best first
+        if i in absorbed:
             continue
-        if len(chosen) == settings.max_sentences:
-            break
         chosen.append(i)
         articles = {candidate.article_row}
-        for j in np.flatnonzero(same[i]).tolist():
+        for j in np.flatnonzero(vectors @ vectors[i] >= settings.same_statement).tolist():
             if j != i and j not in absorbed and j not in chosen:
                 absorbed.add(j)
                 if candidates[j].article_row not in articles:
@@ -261,11 +265,12 @@ def answer_question(
     query_vector = retriever.encode_query(query)
     hits = retriever.search(query, k=settings.passages, filters=filters, query_vector=query_vector)
     weights = _term_weights(retriever, set(terms(query)))
-    candidates = _candidates(retriever, hits, query, query_vector, weights, settings) if hits else []
+    shape = _answer_shape(query)
+    candidates = _candidates(retriever, hits, query, query_vector, weights, shape, settings) if hits else []
     retrieved = {"retrieved": [[hit.article.id, hit.start, hit.end] for hit in hits]}
     if not candidates:
         return Answer(question, DECLINE, True, [], query, {"reason": "no passages matched"} | retrieved)
-    features = evidence(retriever, hits, candidates, query, weights, asks_kind=_answer_shape(query) is not None)
+    features = evidence(retriever, hits, candidates, query, weights, asks_kind=shape is not None)
     probability = DECLINE_MODEL.probability(features)
     judged = retrieved | {
         "answer_probability": round(probability, 4),

@@ -88,7 +88,9 @@ def evidence(
         title = term_set(article.title or "")
         windows.append(term_share(weights, _window_terms(retriever, candidate) | title))
         # Only a question with names or numbers pays for reading the whole article.
-        names_found.append(term_share(weights, term_set(article.text) | title, names) if names else 1.0)
+        article_terms = term_set(article.text) if names else frozenset()
+        found = {name for name in names if name in article_terms or name in title}
+        names_found.append(term_share(weights, found, names) if names else 1.0)
         numbers_found.append(all(n in article.text for n in numbers))
     best = max(range(len(top)), key=lambda i: top[i].similarity + windows[i])
     fused_best = sum(retriever.weights) / (RRF_K + 1)

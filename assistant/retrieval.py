@@ -82,11 +82,22 @@ class Retriever:
         self.exhaustive = len(store.sentences) <= EXHAUSTIVE_SENTENCES
         if self.exhaustive:
             self.sentence_vectors = np.asarray(store.sentence_vectors, dtype=np.float32)
-            # The first passage holding each sentence.
-            self.passage_of_sentence = np.zeros(len(store.sentences), dtype=np.int64)
+            # Each sentence counts for the first passage holding it: the runs of sentences of one passage.
+            passage_of_sentence = np.zeros(len(store.sentences), dtype=np.int64)
             for row in range(len(store.passages) - 1, -1, -1):
                 first, stop = store.passages[row, [FIRST_SENTENCE, SENTENCE_STOP]]
-                self.passage_of_sentence[first:stop] = row
+                passage_of_sentence[first:stop] = row
+            self.run_starts = np.flatnonzero(np.diff(passage_of_sentence, prepend=-1))
+            self.run_passages = passage_of_sentence[self.run_starts]
+        # bm25s's score arrays as plain arrays, still memory-mapped: numpy's memmap class costs microseconds a slice.
+        scores = store.bm25.scores if store.bm25 is not None else None
+        self.bm25_columns = None if scores is None else [np.asarray(scores[k]) for k in ("data", "indices", "indptr")]
+
+    def sentence_vectors_of(self, rows: list[int]) -> np.ndarray:
+        """Return the float32 unit vectors of the sentences in `rows`, shape (len(rows), dimension)."""
+        if self.exhaustive:
+            return self.sentence_vectors[rows]
+        return np.asarray(self.store.sentence_vectors[rows], dtype=np.float32)
 
     def encode_query(self, query: str) -> np.ndarray:
         """Return the query's unit vector, shape (dimension,)."""
@@ -113,7 +124,8 @@ class Retriever:
         if not self.exhaustive:
             return self._candidate_sentence_dense(query_vector, k=k, allowed=allowed, candidates=candidates)
         passage_best = np.full(len(self.store.passages), -np.inf, dtype=np.float32)
-        np.maximum.at(passage_best, self.passage_of_sentence, self.sentence_vectors @ query_vector)
+        if len(self.run_starts):
+            passage_best[self.run_passages] = np.maximum.reduceat(self.sentence_vectors @ query_vector, self.run_starts)
         if allowed is not None:
             admitted = np.full(len(passage_best), -np.inf, dtype=np.float32)
             admitted[allowed] = passage_best[allowed]
@@ -148,14 +160,22 @@ class Retriever:
         best = np.maximum.reduceat(scores, np.concatenate([[0], np.cumsum(stop - first)[:-1]]))
         return candidates[np.argsort(-best, kind="stable")[:k]]
 
+    def term_id(self, term: str) -> int | None:
+        """Return the BM25 vocabulary id of a term, None if no passage has it."""
+        return self.store.bm25.vocab_dict.get(term) if self.store.bm25 is not None else None
+
+    def passage_frequency(self, term: str) -> int:
+        """Return how many passages hold `term`."""
+        token = self.term_id(term)
+        return 0 if token is None else int(self.bm25_columns[2][token + 1] - self.bm25_columns[2][token])
+
     def lexical(self, query_terms: list[str], *, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
         """Return the rows of the k best BM25 passages that share a term with the query, best first."""
-        bm25 = self.store.bm25
-        ids = [bm25.vocab_dict[t] for t in query_terms if t in bm25.vocab_dict] if bm25 is not None else []
+        ids = [token for token in map(self.term_id, query_terms) if token is not None]
         if not ids:
             return np.zeros(0, dtype=np.int64)
         # bm25s's own scores (a term's column of precomputed BM25 weights), summed without its per-query overhead.
-        data, indices, indptr = bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"]
+        data, indices, indptr = self.bm25_columns
         scores = np.zeros(len(self.store.passages), dtype=np.float32)
         for token in ids:
             column = slice(indptr[token], indptr[token + 1])
@@ -194,10 +214,9 @@ class Retriever:
         dense_by_row = dict(zip(dense_rows.tolist(), dense_scores.tolist()))
         best = sorted(fused, key=lambda row: -fused[row])[:k]
         hits = []
-        for row in best:
-            article_row, start, end = self.store.passages[row, [ARTICLE, START, END]]
+        for row, (article_row, start, end) in zip(best, self.store.passages[best][:, [ARTICLE, START, END]].tolist()):
             dense_score = dense_by_row.get(row)
             if dense_score is None:
                 dense_score = float(self.store.passage_index.reconstruct(row) @ vector)
-            hits.append(Hit(row, self.store.articles[article_row], int(start), int(end), fused[row], dense_score))
+            hits.append(Hit(row, self.store.articles[article_row], start, end, fused[row], dense_score))
         return hits
