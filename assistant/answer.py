@@ -138,35 +138,34 @@ def _candidates(
     for rank, (first, stop) in enumerate(spans):
         for row in range(first, stop):
             rank_of.setdefault(row, rank)
-    rows, ranks = list(rank_of), np.array(list(rank_of.values()))
-    similarities = retriever.sentence_vectors_of(rows) @ query_vector
-    query_terms = list(weights)
-    column, wanted = {term: j for j, term in enumerate(query_terms)}, frozenset(query_terms)
-    found = np.zeros((len(rows), len(query_terms)), dtype=bool)
-    candidates, shaped = [], []
-    sentence_spans = store.sentences[rows].tolist()
-    for i, (row, (article_row, start, end), rank) in enumerate(zip(rows, sentence_spans, ranks.tolist())):
+    rows = list(rank_of)
+    similarities = (retriever.sentence_vectors_of(rows) @ query_vector).tolist()
+    wanted = frozenset(weights)
+    frequency = dict.fromkeys(weights, 0)
+    candidates, matched = [], []
+    for row, (article_row, start, end), similarity in zip(rows, store.sentences[rows].tolist(), similarities):
         text = store.articles[article_row].text[start:end]
-        shaped.append(shape is not None and _has_shape(shape, text, query))
-        candidate = Candidate(row, article_row, start, end, hits[rank], 0.0, term_set(text), shaped[-1])
-        for term in candidate.terms & wanted:
-            found[i, column[term]] = True
-        candidates.append(candidate)
-    # A term's weight times its BM25-style inverse frequency among the candidate sentences.
-    frequency = found.sum(axis=0)
-    local = np.array([weights[t] for t in query_terms]) * np.log1p((len(rows) - frequency + 0.5) / (frequency + 0.5))
-    coverage = found @ local / local.sum() if local.sum() > 0 else np.zeros(len(rows))
-    scores = (
-        settings.similarity_weight * similarities
-        + settings.coverage_weight * coverage
-        + settings.rank_weight / (1 + ranks)
-        + settings.shape_weight * np.array(shaped)
-    )
-    for candidate, similarity, share, score in zip(
-        candidates, similarities.tolist(), coverage.tolist(), scores.tolist()
-    ):
-        candidate.similarity, candidate.coverage, candidate.score = similarity, share, score
-    return [candidates[i] for i in np.argsort(-scores, kind="stable")]
+        shaped = shape is not None and _has_shape(shape, text, query)
+        candidates.append(
+            Candidate(row, article_row, start, end, hits[rank_of[row]], similarity, term_set(text), shaped)
+        )
+        matched.append(candidates[-1].terms & wanted)
+        for term in matched[-1]:
+            frequency[term] += 1
+    # A term's weight times its BM25-style inverse frequency among the candidate sentences; numpy's per-call cost
+    # outweighs its speed for the few dozen sentences here.
+    total = len(rows)
+    local = {t: w * math.log(1 + (total - frequency[t] + 0.5) / (frequency[t] + 0.5)) for t, w in weights.items()}
+    local_total = sum(local.values())
+    for candidate, terms_found in zip(candidates, matched):
+        candidate.coverage = sum(local[t] for t in terms_found) / local_total if local_total else 0.0
+        candidate.score = (
+            settings.similarity_weight * candidate.similarity
+            + settings.coverage_weight * candidate.coverage
+            + settings.rank_weight / (1 + rank_of[candidate.row])
+            + settings.shape_weight * candidate.has_shape
+        )
+    return sorted(candidates, key=lambda c: -c.score)
 
 
 def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:

@@ -60,8 +60,8 @@ def reciprocal_rank_fusion(rankings: list[np.ndarray], *, k: int = RRF_K, weight
     weights = weights or [1.0] * len(rankings)
     fused: dict[int, float] = {}
     for ranking, weight in zip(rankings, weights):
-        for rank, item in enumerate(ranking, start=1):
-            fused[int(item)] = fused.get(int(item), 0.0) + weight / (k + rank)
+        for rank, item in enumerate(np.asarray(ranking).tolist(), start=1):
+            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
     return fused
 
 
