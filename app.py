@@ -17,7 +17,6 @@ from assistant import render
 from assistant.answer import AnswerSettings
 from assistant.conversation import Conversation
 from assistant.export import conversation_markdown
-from assistant.overview import corpus_overview
 from assistant.retrieval import Filters
 from assistant.service import Assistant
 from embeddings import settings
@@ -77,7 +76,7 @@ def show_turn(turn: dict) -> None:
 
 index_dir = settings.index_dir()
 try:
-    if index_store.read_manifest(index_dir) is None:
+    if index_store.manifest_signature(index_dir) is None:  # reruns must not parse a large manifest
         with st.status("First run: indexing the seed articles…", expanded=True) as status:
             built = update_index([SEEDS], index_dir=index_dir, progress=False, on_progress=progress_bar("Embedding"))
             status.update(label=f"Indexed {built.articles} seed articles.", state="complete", expanded=False)
@@ -92,7 +91,7 @@ state.setdefault("turns", [])
 state.setdefault("conversation", Conversation(limit=HISTORY_TURNS))
 state.setdefault("next_id", 0)
 state.setdefault("upload_report", None)
-overview = corpus_overview(assistant.store)
+overview = assistant.overview()
 
 with st.sidebar:
     st.header("Corpus")
@@ -117,7 +116,7 @@ if question:
         before = assistant.store  # another session's upload may swap the index while this one answers
         history, answer_settings = state.conversation.questions, AnswerSettings(max_sentences=quoted)
         answer = assistant.ask(question, history=history, filters=filters, settings=answer_settings)
-    by_id = {a.id: a for store in (assistant.store, before) for a in store.articles}
+    cited = [c.article_id for c in answer.citations]
     filters_note = " Filters are on: clear them to search every article." if filters.active else ""
     state.turns = [
         *state.turns,
@@ -126,7 +125,7 @@ if question:
             "question": question,
             "answer": answer,
             "hint": overview.hint() + filters_note,
-            "articles": {c.article_id: by_id[c.article_id] for c in answer.citations},
+            "articles": {i: before.article_by_id.get(i) or assistant.store.article_by_id[i] for i in cited},
         },
     ][-HISTORY_TURNS:]
     state.next_id += 1

@@ -199,11 +199,10 @@ def evaluate(assistant: Assistant, questions: list[Question], *, settings: Answe
         started = time.perf_counter()
         answers.append(assistant.ask(question.question, history=list(question.history), settings=settings))
         seconds += time.perf_counter() - started
-    store = assistant.store
-    rows = {article.id: row for row, article in enumerate(store.articles)}
+    articles = assistant.store.article_by_id
     outcomes = []
     for question, answer in zip(questions, answers):
-        passages = [store.articles[rows[i]].text[a:b] for i, a, b in answer.evidence.get("retrieved", [])]
+        passages = [articles[i].text[a:b] for i, a, b in answer.evidence.get("retrieved", [])]
         outcomes.append(score(question, answer, passages))
     return EvalReport(metrics(outcomes, seconds), outcomes)
 

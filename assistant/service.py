@@ -7,6 +7,7 @@ from pathlib import Path
 
 from assistant.answer import Answer, AnswerSettings, answer_question
 from assistant.conversation import contextual_query
+from assistant.overview import CorpusOverview, corpus_overview
 from assistant.retrieval import Filters, Retriever
 from embeddings import store as index_store
 from embeddings.encoder import Encoder, encoder_for_index
@@ -16,6 +17,7 @@ class Assistant:
     """Answers questions over one index folder with one model, both loaded once."""
 
     def __init__(self, index_dir: Path, *, model_path: str | Path | None = None, encoder: Encoder | None = None):
+        signature = index_store.manifest_signature(Path(index_dir))
         manifest = index_store.read_manifest(Path(index_dir))
         if manifest is None:
             raise index_store.StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
@@ -25,11 +27,20 @@ class Assistant:
             index_store.load(self.index_dir, model_fingerprint=self.encoder.fingerprint), self.encoder
         )
         self._reloading = threading.Lock()
+        self._confirmed = signature  # the manifest version last seen to name the loaded generation
+        self._overview: tuple[index_store.Store, CorpusOverview] | None = None
 
     @property
     def store(self) -> index_store.Store:
         """Return the loaded index."""
         return self.retriever.store
+
+    def overview(self) -> CorpusOverview:
+        """Return the overview of the loaded corpus, made once per loaded index (the page shows it on every rerun)."""
+        store = self.store
+        if self._overview is None or self._overview[0] is not store:
+            self._overview = (store, corpus_overview(store))
+        return self._overview[1]
 
     def reload_if_changed(self) -> bool:
         """Load the index again if another run wrote a newer generation; return True if it did.
@@ -46,9 +57,18 @@ class Assistant:
             return True
 
     def _changed(self) -> bool:
-        """Return True if the index folder's manifest names another generation than the one loaded."""
+        """Return True if the index folder's manifest names another generation than the one loaded.
+
+        The manifest is parsed only when its file is not the version last seen to name the loaded generation.
+        """
+        signature = index_store.manifest_signature(self.index_dir)
+        if signature == self._confirmed:
+            return False
         manifest = index_store.read_manifest(self.index_dir)
-        return manifest is not None and manifest["generation"] != self.store.generation
+        if manifest is None or manifest["generation"] == self.store.generation:
+            self._confirmed = signature
+            return False
+        return True
 
     def ask(
         self,

@@ -24,6 +24,7 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import bm25s
@@ -78,10 +79,28 @@ class Store:
         """Return the name of the generation folder this store was loaded from."""
         return self.manifest["generation"]
 
+    @cached_property
+    def article_by_id(self) -> dict[str, Article]:
+        """Return the articles by id, built on first use."""
+        return {article.id: article for article in self.articles}
+
     def passage_text(self, row: int) -> str:
         """Return the article text spanned by passage `row`."""
         article, start, end = self.passages[row, :3]
         return self.articles[article].text[start:end]
+
+
+def manifest_signature(index_dir: Path) -> tuple | None:
+    """Return what identifies the manifest file's current version (inode, size, times), None if there is none.
+
+    Each write replaces the manifest by a rename, so a new version has a new signature: a reader can tell that
+    nothing changed without parsing it (it lists every article: 30 MB at a million passages).
+    """
+    try:
+        status = (Path(index_dir) / MANIFEST).stat()
+    except FileNotFoundError:
+        return None
+    return status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
 def read_manifest(index_dir: Path) -> dict | None:

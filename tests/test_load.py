@@ -237,3 +237,25 @@ def test_sessions_sharing_an_assistant_load_a_new_index_once(seed_index, encoder
 
     assert len(loads) == 1 and reloaded.count(True) == 1
     assert len(seen) == SESSIONS and all("tram-depot" in ids for ids in seen)
+
+
+def test_page_reruns_read_the_manifest_only_when_it_changes(seed_index, encoder, tmp_path, monkeypatch):
+    index_dir, new = tmp_path / "index", tmp_path / "new"
+    shutil.copytree(seed_index, index_dir)
+    assistant = Assistant(index_dir, encoder=encoder)
+    reads, real_read_manifest = [], index_store.read_manifest
+    monkeypatch.setattr(index_store, "read_manifest", lambda *args: reads.append(args) or real_read_manifest(*args))
+
+    assert [assistant.reload_if_changed() for _ in range(3)] == [False] * 3
+    assert reads == []  # the manifest lists every article: reruns must not parse it when nothing changed
+    overview = assistant.overview()
+    assert assistant.overview() is overview and overview.articles == len(assistant.store.articles)
+
+    new.mkdir()
+    (new / "tram-depot.txt").write_text(new_article(*NEW["tram-depot"]), encoding="utf-8")
+    update_index([new], index_dir=index_dir, encoder=encoder, progress=False)
+    assert assistant.reload_if_changed() and "tram-depot" in assistant.store.article_by_id
+    assert assistant.overview().articles == overview.articles + 1
+    reads.clear()
+    assert [assistant.reload_if_changed() for _ in range(3)] == [False] * 3
+    assert len(reads) == 1  # once, to confirm the new manifest names the generation now loaded
