@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +90,10 @@ class Retriever:
                 passage_of_sentence[first:stop] = row
             self.run_starts = np.flatnonzero(np.diff(passage_of_sentence, prepend=-1))
             self.run_passages = passage_of_sentence[self.run_starts]
+        else:
+            # Opened once: the descriptor keeps the file readable after a later index run deletes this generation.
+            self.sentence_file = os.open(store.sentence_vectors.filename, os.O_RDONLY)
+            weakref.finalize(self, os.close, self.sentence_file)
         # bm25s's score arrays as plain arrays, still memory-mapped: numpy's memmap class costs microseconds a slice.
         scores = store.bm25.scores if store.bm25 is not None else None
         self.bm25_columns = None if scores is None else [np.asarray(scores[k]) for k in ("data", "indices", "indptr")]
@@ -125,7 +130,8 @@ class Retriever:
             return self._candidate_sentence_dense(query_vector, k=k, allowed=allowed, candidates=candidates)
         passage_best = np.full(len(self.store.passages), -np.inf, dtype=np.float32)
         if len(self.run_starts):
-            passage_best[self.run_passages] = np.maximum.reduceat(self.sentence_vectors @ query_vector, self.run_starts)
+            runs_best = np.maximum.reduceat(self.sentence_vectors @ query_vector, self.run_starts)
+            np.maximum.at(passage_best, self.run_passages, runs_best)  # a passage may have several runs
         if allowed is not None:
             admitted = np.full(len(passage_best), -np.inf, dtype=np.float32)
             admitted[allowed] = passage_best[allowed]
@@ -150,11 +156,10 @@ class Retriever:
         vectors = self.store.sentence_vectors
         row_bytes = vectors.shape[1] * vectors.itemsize
         first, stop = self.store.passages[candidates][:, [FIRST_SENTENCE, SENTENCE_STOP]].T
-        with open(vectors.filename, "rb") as file:
-            blocks = [
-                os.pread(file.fileno(), (b - a) * row_bytes, vectors.offset + a * row_bytes)
-                for a, b in zip(first, stop)
-            ]
+        blocks = [
+            os.pread(self.sentence_file, (b - a) * row_bytes, vectors.offset + a * row_bytes)
+            for a, b in zip(first, stop)
+        ]
         rows = np.frombuffer(b"".join(blocks), dtype=vectors.dtype).reshape(-1, vectors.shape[1])
         scores = rows.astype(np.float32) @ query_vector
         best = np.maximum.reduceat(scores, np.concatenate([[0], np.cumsum(stop - first)[:-1]]))

@@ -93,8 +93,8 @@ class Store:
 def manifest_signature(index_dir: Path) -> tuple | None:
     """Return what identifies the manifest file's current version (inode, size, times), None if there is none.
 
-    Each write replaces the manifest by a rename, so a new version has a new signature: a reader can tell that
-    nothing changed without parsing it (it lists every article: 30 MB at a million passages).
+    Each write renames a new file over the manifest, so a new version comes with another inode number or other
+    times: a reader can tell that nothing changed without parsing it (it lists every article).
     """
     try:
         status = (Path(index_dir) / MANIFEST).stat()

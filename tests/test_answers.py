@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
+from assistant import retrieval
 from assistant.answer import DECLINE
 from assistant.conversation import Conversation
 from assistant.retrieval import Filters, reciprocal_rank_fusion
+from embeddings import store as index_store
 from embeddings.terms import terms
 from tests.conftest import SEEDS
 
@@ -164,15 +168,18 @@ def test_follow_up_about_a_person_keeps_its_own_focus(seed_assistant):
     assert "to counter the Soviet Union" in topic.citations[0].excerpt
 
 
-def test_large_corpus_sentence_search_ranks_candidates_by_their_best_sentence(seed_assistant):
-    retriever, store = seed_assistant.retriever, seed_assistant.store
+def test_large_corpus_sentence_search_ranks_candidates_by_their_best_sentence(
+    seed_index, encoder, tmp_path, monkeypatch
+):
+    shutil.copytree(seed_index, tmp_path / "index")
+    store = index_store.load(tmp_path / "index", model_fingerprint=encoder.fingerprint)
+    monkeypatch.setattr(retrieval, "EXHAUSTIVE_SENTENCES", 0)  # as if the corpus had more sentences than that
+    retriever = retrieval.Retriever(store, encoder)
     vector = retriever.encode_query("What weapons will the US station in Germany?")
     candidates = np.arange(0, len(store.passages), 2)
-    retriever.exhaustive = False  # as if the corpus had more than EXHAUSTIVE_SENTENCES sentences
-    try:
-        bounded = retriever.sentence_dense(vector, k=len(candidates), candidates=candidates)
-    finally:
-        retriever.exhaustive = True
+    # A later index run deletes old generations: questions to a store loaded before must still be answered.
+    shutil.rmtree(tmp_path / "index" / store.generation)
+    bounded = retriever.sentence_dense(vector, k=len(candidates), candidates=candidates)
     # Brute force: each candidate passage scored by its best sentence, from the float16 vectors on disk.
     best = {
         int(row): max(np.asarray(store.sentence_vectors[first:stop], dtype=np.float32) @ vector)
