@@ -84,14 +84,15 @@ class AnswerSettings:
     shape_weight: float = 0.15
 
 
+def _inverse_frequency(frequency: int, total: int) -> float:
+    """Return BM25's inverse document frequency of a term found in `frequency` of `total` texts."""
+    return math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
+
+
 def _term_weights(retriever: Retriever, query_terms: set[str]) -> dict[str, float]:
-    """Return a BM25-style inverse document frequency for each query term (unknown terms weigh most)."""
+    """Return the inverse document frequency of each query term among the passages (unknown terms weigh most)."""
     total = len(retriever.store.passages)
-    weights = {}
-    for term in query_terms:
-        frequency = retriever.passage_frequency(term)
-        weights[term] = math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
-    return weights
+    return {term: _inverse_frequency(retriever.passage_frequency(term), total) for term in query_terms}
 
 
 # Questions that ask for a number or a date, and the numbers that could answer them.
@@ -155,7 +156,7 @@ def _candidates(
     # A term's weight times its BM25-style inverse frequency among the candidate sentences; numpy's per-call cost
     # outweighs its speed for the few dozen sentences here.
     total = len(rows)
-    local = {t: w * math.log(1 + (total - frequency[t] + 0.5) / (frequency[t] + 0.5)) for t, w in weights.items()}
+    local = {t: w * _inverse_frequency(frequency[t], total) for t, w in weights.items()}
     local_total = sum(local.values())
     for candidate, terms_found in zip(candidates, matched):
         candidate.coverage = sum(local[t] for t in terms_found) / local_total if local_total else 0.0

@@ -179,7 +179,7 @@ def update_index(
             old = index_store.load(index_dir)
             # Other chunking settings, or the same model run by a newer encoder recipe: split and embed all again.
             rechunk = manifest.get("chunking") != CHUNKING or recorded != encoder.fingerprint
-        old_articles = {a.id: a for a in old.articles} if old else {}
+        old_articles = old.article_by_id if old else {}
         old_sources = manifest["sources"] if manifest else {}
 
         roots = [Path(p).resolve() for p in paths]
