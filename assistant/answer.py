@@ -36,19 +36,45 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Statement:
+    """One claim or quotation of an answer, with one cited excerpt (a version) from each article that carries it.
+
+    `citations` are the `n` of the answer's citations that are its versions, the first one quoted as its text.
+    """
+
+    text: str
+    citations: list[int]
+    outlets: list[str]
+    independent_sources: int
+    first_date: str | None
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
 class Answer:
-    """A cited answer, or a declined question (`abstained`, with no citations)."""
+    """A cited answer made of statements, or a declined question (`abstained`, with no statements or citations).
+
+    `answer` is rendered from the statements: each statement's text followed by its citation markers.
+    """
 
     question: str
-    answer: str
     abstained: bool
+    statements: list[Statement] = field(default_factory=list)
     citations: list[Citation] = field(default_factory=list)
     query: str = ""
     evidence: dict = field(default_factory=dict)
 
+    @property
+    def answer(self) -> str:
+        """Return the answer as text: each statement followed by its [n] markers, or the decline message."""
+        if self.abstained:
+            return DECLINE
+        return " ".join(f"{s.text} {''.join(f'[{n}]' for n in s.citations)}" for s in self.statements)
+
     def to_json(self) -> dict:
         """Return the answer as the JSON contract of `assistant ask --json`."""
-        return asdict(self)
+        record = asdict(self)
+        return {"question": self.question, "answer": self.answer} | {k: v for k, v in record.items() if k != "question"}
 
 
 @dataclass(slots=True)
@@ -59,13 +85,18 @@ class Candidate:
     article_row: int
     start: int
     end: int
-    passage: Hit
+    hit: Hit
     similarity: float
     terms: frozenset[str]
     has_shape: bool
     coverage: float = 0.0
     score: float = 0.0
     corroborating: list[Candidate] = field(default_factory=list)
+
+    @property
+    def versions(self) -> list[Candidate]:
+        """Return this sentence and the other articles' sentences that say the same."""
+        return [self, *self.corroborating]
 
 
 @dataclass(frozen=True)
@@ -135,7 +166,7 @@ def _candidates(
     """
     store = retriever.store
     rank_of: dict[int, int] = {}
-    spans = store.passages[[hit.passage for hit in hits]][:, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()
+    spans = store.passages[[hit.row for hit in hits]][:, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()
     for rank, (first, stop) in enumerate(spans):
         for row in range(first, stop):
             rank_of.setdefault(row, rank)
@@ -170,7 +201,7 @@ def _candidates(
 
 
 def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
-    """Return the statements to quote: the best candidates, each other outlet's copy attached as corroboration."""
+    """Return the statements to quote: the best candidates, each other article's copy attached as corroboration."""
     vectors = retriever.sentence_vectors_of([c.row for c in candidates])
     chosen: list[int] = []
     absorbed: set[int] = set()
@@ -239,8 +270,8 @@ def _citation(retriever: Retriever, candidate: Candidate, n: int) -> Citation:
         start=start,
         end=end,
         score=round(candidate.score, 4),
-        passage_start=candidate.passage.start,
-        passage_end=candidate.passage.end,
+        passage_start=candidate.hit.start,
+        passage_end=candidate.hit.end,
     )
 
 
@@ -269,7 +300,7 @@ def answer_question(
     candidates = _candidates(retriever, hits, query, query_vector, weights, shape, settings) if hits else []
     retrieved = {"retrieved": [[hit.article.id, hit.start, hit.end] for hit in hits]}
     if not candidates:
-        return Answer(question, DECLINE, True, [], query, {"reason": "no passages matched"} | retrieved)
+        return Answer(question, True, query=query, evidence={"reason": "no passages matched"} | retrieved)
     features = evidence(retriever, hits, candidates, query, weights, asks_kind=shape is not None)
     probability = DECLINE_MODEL.probability(features)
     judged = retrieved | {
@@ -278,14 +309,25 @@ def answer_question(
     }
     threshold = DECLINE_MODEL.threshold if settings.min_answer_probability is None else settings.min_answer_probability
     if probability < threshold:
-        return Answer(question, DECLINE, True, [], query, judged | {"reason": "weak evidence"})
+        return Answer(question, True, query=query, evidence=judged | {"reason": "weak evidence"})
 
     citations: list[Citation] = []
-    parts = []
-    for statement in _select(retriever, candidates, settings):
-        markers = ""
-        for source in [statement, *statement.corroborating]:
-            citations.append(_citation(retriever, source, len(citations) + 1))
-            markers += f"[{len(citations)}]"
-        parts.append(f"{citations[-1 - len(statement.corroborating)].excerpt} {markers}")
-    return Answer(question, " ".join(parts), False, citations, query, judged)
+    statements: list[Statement] = []
+    for chosen in _select(retriever, candidates, settings):
+        versions = [_citation(retriever, source, len(citations) + n) for n, source in enumerate(chosen.versions, 1)]
+        citations += versions
+        statements.append(_statement(versions))
+    return Answer(question, False, statements, citations, query, judged)
+
+
+def _statement(versions: list[Citation]) -> Statement:
+    """Return the statement carried by `versions` (its first version quoted as its text)."""
+    outlets = list(dict.fromkeys(v.outlet for v in versions if v.outlet))
+    dates = [v.date for v in versions if v.date]
+    return Statement(
+        text=versions[0].excerpt,
+        citations=[v.n for v in versions],
+        outlets=outlets,
+        independent_sources=len({v.article_id for v in versions}),
+        first_date=min(dates) if dates else None,
+    )

@@ -17,28 +17,10 @@ def escape_markdown(text: str) -> str:
 
 
 def answer_segments(answer: Answer) -> list[tuple[str, list[int]]]:
-    """Return the answer as (quoted statement, citation numbers) pairs, in order.
-
-    The answer text is each statement's excerpt followed by its markers, e.g. "... [1][2]"; the excerpt
-    comes from the citation that opens the group. A declined answer is one segment with no citations.
-    """
-    if answer.abstained or not answer.citations:
+    """Return the answer as (statement text, citation numbers) pairs, in order; a declined answer has no numbers."""
+    if answer.abstained:
         return [(answer.answer, [])]
-    segments: list[tuple[str, list[int]]] = []
-    position = 0
-    text = answer.answer
-    for citation in answer.citations:
-        marker = f"[{citation.n}]"
-        if segments and text.startswith(marker, position):
-            segments[-1][1].append(citation.n)
-            position += len(marker)
-            continue
-        start = position + 1 if segments else position  # statements are joined by a space
-        if not text.startswith(citation.excerpt + " " + marker, start):
-            return [(text, [c.n for c in answer.citations])]  # not in the expected shape: keep it whole
-        segments.append((citation.excerpt, [citation.n]))
-        position = start + len(citation.excerpt) + 1 + len(marker)
-    return segments
+    return [(statement.text, statement.citations) for statement in answer.statements]
 
 
 def _markers(numbers: list[int]) -> str:

@@ -42,9 +42,9 @@ class Filters:
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved passage: its row in the store, its article and span, and its fused and dense scores."""
+    """A retrieved passage: its row in the store's passage table, its article and span, its fused and dense scores."""
 
-    passage: int
+    row: int
     article: Article
     start: int
     end: int
@@ -114,10 +114,10 @@ class Retriever:
         return np.flatnonzero(admitted[self.store.passages[:, ARTICLE]])
 
     def dense(self, query_vector: np.ndarray, *, k: int, allowed: np.ndarray | None = None) -> tuple:
-        """Return (rows, scores) of the k passages nearest the query vector, best first."""
+        """Return (scores, rows) of the k passages nearest the query vector, best first (as FAISS orders them)."""
         scores, rows = vector_index.search(self.store.passage_index, query_vector.reshape(1, -1), k, allowed=allowed)
         keep = rows[0] >= 0
-        return rows[0][keep], scores[0][keep]
+        return scores[0][keep], rows[0][keep]
 
     def sentence_dense(
         self, query_vector: np.ndarray, *, k: int, allowed: np.ndarray | None = None, candidates: np.ndarray = ()
@@ -211,7 +211,7 @@ class Retriever:
             return []
         pool = min(self.candidates, total if allowed is None else len(allowed))
         vector = self.encode_query(query) if query_vector is None else query_vector
-        dense_rows, dense_scores = self.dense(vector, k=pool, allowed=allowed)
+        dense_scores, dense_rows = self.dense(vector, k=pool, allowed=allowed)
         lexical_rows = self.lexical(terms(query), k=pool, allowed=allowed)
         candidates = np.concatenate([dense_rows, lexical_rows])
         sentence_rows = self.sentence_dense(vector, k=pool, allowed=allowed, candidates=candidates)

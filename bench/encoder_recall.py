@@ -36,7 +36,7 @@ def seed_recall(encoder: Encoder, *, k: int = 5) -> float:
         update_index([ROOT / "seeds"], index_dir=Path(folder), encoder=encoder, progress=False)
         retriever = Retriever(index_store.load(Path(folder), model_fingerprint=encoder.fingerprint), encoder)
         found = [
-            any(gold in retriever.store.passage_text(hit.passage) for hit in retriever.search(question, k=k))
+            any(gold in retriever.store.passage_text(hit.row) for hit in retriever.search(question, k=k))
             for question, gold in KNOWN
         ]
     return float(np.mean(found))

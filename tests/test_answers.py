@@ -129,9 +129,9 @@ def test_fusion_finds_at_least_what_each_search_finds(seed_assistant):
     total = len(retriever.store.passages)
     ranks = {"dense": [], "lexical": [], "fused": []}
     for question, gold in KNOWN:
-        dense, _ = retriever.dense(retriever.encode_query(question), k=total)
+        _, dense = retriever.dense(retriever.encode_query(question), k=total)
         lexical = retriever.lexical(terms(question), k=total)
-        fused = [hit.passage for hit in retriever.search(question, k=total)]  # dense, BM25 and sentence ranks
+        fused = [hit.row for hit in retriever.search(question, k=total)]  # dense, BM25 and sentence ranks
         ranks["dense"].append(gold_rank(retriever.store, dense, gold))
         ranks["lexical"].append(gold_rank(retriever.store, lexical, gold))
         ranks["fused"].append(gold_rank(retriever.store, fused, gold))
