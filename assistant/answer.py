@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
-from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START
+from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
 from embeddings.terms import term_set, terms
 
 DECLINE = "The articles don't cover this."
@@ -23,6 +23,8 @@ class Citation:
 
     n: int
     article_id: str
+    label: str
+    """A readable name of the source: its outlet, else its title, else its first words."""
     title: str | None
     outlet: str | None
     date: str | None
@@ -63,6 +65,8 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     query: str = ""
     evidence: dict = field(default_factory=dict)
+    store: Store | None = field(default=None, compare=False, repr=False)
+    """The loaded index the answer was made from: its articles hold the texts the citations' offsets point into."""
 
     @property
     def answer(self) -> str:
@@ -73,8 +77,10 @@ class Answer:
 
     def to_json(self) -> dict:
         """Return the answer as the JSON contract of `assistant ask --json`."""
-        record = asdict(self)
-        return {"question": self.question, "answer": self.answer} | {k: v for k, v in record.items() if k != "question"}
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("question", "store")}
+        record["statements"] = [asdict(s) for s in self.statements]
+        record["citations"] = [asdict(c) for c in self.citations]
+        return {"question": self.question, "answer": self.answer} | record
 
 
 @dataclass(slots=True)
@@ -262,6 +268,7 @@ def _citation(retriever: Retriever, candidate: Candidate, n: int) -> Citation:
     return Citation(
         n=n,
         article_id=article.id,
+        label=article.label,
         title=article.title,
         outlet=article.outlet,
         date=article.date,
@@ -293,6 +300,7 @@ def answer_question(
         settings: retrieval depth, answer length and decline thresholds.
     """
     query = query or question
+    store = retriever.store  # another thread may swap the retriever's index; the answer keeps the one it used
     query_vector = retriever.encode_query(query)
     hits = retriever.search(query, k=settings.passages, filters=filters, query_vector=query_vector)
     weights = _term_weights(retriever, set(terms(query)))
@@ -300,7 +308,7 @@ def answer_question(
     candidates = _candidates(retriever, hits, query, query_vector, weights, shape, settings) if hits else []
     retrieved = {"retrieved": [[hit.article.id, hit.start, hit.end] for hit in hits]}
     if not candidates:
-        return Answer(question, True, query=query, evidence={"reason": "no passages matched"} | retrieved)
+        return Answer(question, True, query=query, evidence={"reason": "no passages matched"} | retrieved, store=store)
     features = evidence(retriever, hits, candidates, query, weights, asks_kind=shape is not None)
     probability = DECLINE_MODEL.probability(features)
     judged = retrieved | {
@@ -309,7 +317,7 @@ def answer_question(
     }
     threshold = DECLINE_MODEL.threshold if settings.min_answer_probability is None else settings.min_answer_probability
     if probability < threshold:
-        return Answer(question, True, query=query, evidence=judged | {"reason": "weak evidence"})
+        return Answer(question, True, query=query, evidence=judged | {"reason": "weak evidence"}, store=store)
 
     citations: list[Citation] = []
     statements: list[Statement] = []
@@ -317,7 +325,7 @@ def answer_question(
         versions = [_citation(retriever, source, len(citations) + n) for n, source in enumerate(chosen.versions, 1)]
         citations += versions
         statements.append(_statement(versions))
-    return Answer(question, False, statements, citations, query, judged)
+    return Answer(question, False, statements, citations, query, judged, store)
 
 
 def _statement(versions: list[Citation]) -> Statement:

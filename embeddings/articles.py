@@ -37,6 +37,16 @@ class Article:
         payload = json.dumps([self.text, self.title, self.outlet, self.date, self.url, self.blocks])
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    @property
+    def label(self) -> str:
+        """Return a readable name for the article: its outlet, else its title, else its first words; never its id."""
+        if self.outlet:
+            return self.outlet
+        if self.title:
+            return self.title
+        words = self.text.split()
+        return " ".join(words[:8]) + (" …" if len(words) > 8 else "") if words else self.id
+
     def to_json(self) -> dict:
         """Return the article as a JSON-ready dict."""
         record = asdict(self)
