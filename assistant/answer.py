@@ -11,7 +11,7 @@ import numpy as np
 from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
-from embeddings.terms import term_set, terms
+from embeddings.terms import terms
 
 DECLINE = "The articles don't cover this."
 DECLINE_MODEL = DeclineModel.load()
@@ -185,7 +185,9 @@ def _candidates(
         text = store.articles[article_row].text[start:end]
         shaped = shape is not None and _has_shape(shape, text, query)
         candidates.append(
-            Candidate(row, article_row, start, end, hits[rank_of[row]], similarity, term_set(text), shaped)
+            Candidate(
+                row, article_row, start, end, hits[rank_of[row]], similarity, retriever.sentence_terms(text), shaped
+            )
         )
         matched.append(candidates[-1].terms & wanted)
         for term in matched[-1]:

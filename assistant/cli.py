@@ -10,7 +10,7 @@ from pathlib import Path
 
 from embeddings import settings
 
-# Exit codes.
+# Exit codes: everything done; done, but some input was skipped; nothing usable, or a failure.
 OK, PARTIAL, FAILED = 0, 1, 2
 
 
@@ -109,6 +109,9 @@ def _index(args) -> int:
     )  # fmt: skip
     print(report.summary())
     print(f"Index: {args.index_dir}")
+    if report.skipped and not report.read:
+        print("Nothing usable was found in the given paths; the index is unchanged.", file=sys.stderr)
+        return FAILED
     return PARTIAL if report.skipped else OK
 
 
@@ -207,7 +210,7 @@ def _eval(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 1 some input skipped, 2 failed)."""
+    """Run the command line; return the exit code (0 ok, 1 some input skipped, 2 nothing usable or failed)."""
     from embeddings.encoder import ModelError
     from embeddings.store import StoreError
 

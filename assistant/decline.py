@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from assistant.retrieval import RRF_K, Hit, Retriever
 from embeddings.store import ARTICLE, END, START
-from embeddings.terms import term_set, terms
+from embeddings.terms import terms
 
 if TYPE_CHECKING:
     from assistant.answer import Candidate  # answer imports this module
@@ -60,7 +60,7 @@ def _window_terms(retriever: Retriever, candidate: Candidate) -> frozenset[str]:
     if last + 1 < len(sentences) and sentences[last + 1, ARTICLE] == candidate.article_row:
         last += 1
     text = retriever.store.articles[candidate.article_row].text
-    return term_set(text[sentences[first, START] : sentences[last, END]])
+    return retriever.sentence_terms(text[sentences[first, START] : sentences[last, END]])
 
 
 def evidence(
@@ -85,10 +85,10 @@ def evidence(
     windows, names_found, numbers_found = [], [], []
     for candidate in top:
         article = store.articles[candidate.article_row]
-        title = term_set(article.title or "")
+        title = retriever.sentence_terms(article.title or "")
         windows.append(term_share(weights, _window_terms(retriever, candidate) | title))
         # Only a question with names or numbers pays for reading the whole article.
-        article_terms = term_set(article.text) if names else frozenset()
+        article_terms = retriever.article_terms(candidate.article_row) if names else frozenset()
         found = {name for name in names if name in article_terms or name in title}
         names_found.append(term_share(weights, found, names) if names else 1.0)
         numbers_found.append(all(n in article.text for n in numbers))

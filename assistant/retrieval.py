@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import weakref
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from embeddings import vector_index
 from embeddings.articles import Article
 from embeddings.encoder import Encoder
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
-from embeddings.terms import terms
+from embeddings.terms import term_set, terms
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class Retriever:
         self.encoder = encoder
         self.candidates = candidates
         self.weights = list(weights)
+        # Term sets the answer step checks question after question, cached per loaded index: a reload drops them.
+        self.sentence_terms = lru_cache(maxsize=65536)(term_set)
+        self.article_terms = lru_cache(maxsize=1024)(lambda row: term_set(store.articles[row].text))
         # Small corpora: every sentence is searched, from a float32 copy in memory. Large ones: the sentences of
         # the dense and BM25 candidates are read from the float16 file on disk, keeping memory and time bounded.
         self.exhaustive = len(store.sentences) <= EXHAUSTIVE_SENTENCES

@@ -34,9 +34,9 @@ def same_model_folder(fingerprint: str, other: str) -> bool:
 
 
 BACKENDS = ("torch", "onnx-int8")
-BATCH_SIZES = {"torch": 64, "onnx-int8": 1}
-"""Default texts per batch. int8 activations are scaled per batch, so onnx-int8 runs texts one by one: a text's vector
-is then the same whatever it is encoded with, and one-text batches need no padding (as fast here as batches of 8)."""
+BATCH_SIZE = 64
+"""Texts per PyTorch batch. The int8 runner takes texts one by one: its activations are scaled per call, so a text's
+vector is then the same whatever it is encoded with, and one-text calls need no padding (as fast as batches of 8)."""
 
 
 class Encoder:
@@ -48,7 +48,7 @@ class Encoder:
     """
 
     def __init__(
-        self, model_path: str | Path | None = None, *, backend: str | None = None, batch_size: int | None = None
+        self, model_path: str | Path | None = None, *, backend: str | None = None, batch_size: int = BATCH_SIZE
     ):
         self.path = Path(model_path or settings.model_path()).expanduser().resolve()
         if not (self.path / "modules.json").is_file() and not (self.path / "config.json").is_file():
@@ -60,7 +60,7 @@ class Encoder:
             raise ModelError(f"unknown encoder backend {backend!r}; use one of: {', '.join(BACKENDS)}")
         self.onnx_pipeline = onnx_int8.pipeline(self.path) if backend == "onnx-int8" else None
         self.backend = "onnx-int8" if self.onnx_pipeline else "torch"
-        self.batch_size = batch_size or BATCH_SIZES[self.backend]
+        self.batch_size = batch_size
 
     @cached_property
     def model(self):
@@ -123,7 +123,7 @@ class Encoder:
     def encode(self, texts: list[str], *, progress=None) -> np.ndarray:
         """Return unit-length float32 vectors, one row per text; `progress(n)` is called after each batch."""
         if self.onnx_pipeline:
-            vectors = self.model.encode(texts, batch_size=self.batch_size, progress=progress)
+            vectors = self.model.encode(texts, progress=progress)
             return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for first in range(0, len(texts), self.batch_size):

@@ -16,10 +16,8 @@ from tqdm import tqdm
 from embeddings import store as index_store
 from embeddings.articles import Article, LoadError, Skipped, check_file, read_articles
 from embeddings.encoder import Encoder, encoder_for_index, same_model_folder
-from embeddings.passages import chunk_article, passage_document
+from embeddings.passages import CHUNKING, chunk_article, passage_document
 from embeddings.terms import terms
-
-CHUNKING = {"passage_words": 150, "max_sentences": 10, "overlap_sentences": 1}
 
 
 @dataclass
@@ -28,6 +26,8 @@ class IndexReport:
 
     articles: int = 0
     passages: int = 0
+    read: int = 0
+    """Articles read from the given paths in this run, new or unchanged."""
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -190,7 +190,7 @@ def update_index(
         articles, duplicate_skips = _drop_duplicates(kept + found, sources)
         sources.update(kept_sources)
 
-        report = IndexReport(skipped=skipped + read_skips + duplicate_skips)
+        report = IndexReport(read=len(found), skipped=skipped + read_skips + duplicate_skips)
         new_ids = {a.id for a in articles}
         report.added = [a.id for a in articles if a.id not in old_articles]
         report.updated = [

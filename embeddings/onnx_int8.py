@@ -148,28 +148,16 @@ class OnnxInt8Model:
         """Return the length of the model's vectors."""
         return int(self.session.get_outputs()[0].shape[-1])
 
-    def encode(self, texts: list[str], *, batch_size: int, progress=None) -> np.ndarray:
-        """Return one pooled vector per text; texts run in batches of similar length to waste little padding."""
-        encodings = self.tokenizer.encode_batch(texts)
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+    def encode(self, texts: list[str], *, progress=None) -> np.ndarray:
+        """Return one pooled vector per text, each text run on its own (int8 activations are scaled per call)."""
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for first in range(0, len(texts), batch_size):
-            rows = order[first : first + batch_size]
-            width = max(len(encodings[r].ids) for r in rows)
-            arrays = {name: np.zeros((len(rows), width), dtype=np.int64) for name in self.inputs}
-            for i, row in enumerate(rows):
-                encoding = encodings[row]
-                n = len(encoding.ids)
-                arrays["input_ids"][i, :n] = encoding.ids
-                arrays["attention_mask"][i, :n] = 1
-                if "token_type_ids" in arrays:
-                    arrays["token_type_ids"][i, :n] = encoding.type_ids
-            states = self.session.run(None, arrays)[0]
-            if self.pooling == "cls":
-                vectors[rows] = states[:, 0]
-            else:
-                mask = arrays["attention_mask"][:, :, None].astype(np.float32)
-                vectors[rows] = (states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        for row, encoding in enumerate(self.tokenizer.encode_batch(texts)):
+            ids = np.array([encoding.ids], dtype=np.int64)
+            arrays = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            if "token_type_ids" in self.inputs:
+                arrays["token_type_ids"] = np.array([encoding.type_ids], dtype=np.int64)
+            states = self.session.run(None, arrays)[0][0]
+            vectors[row] = states[0] if self.pooling == "cls" else states.mean(axis=0)
             if progress:
-                progress(len(rows))
+                progress(1)
         return vectors

@@ -23,12 +23,14 @@ _NEWLINE = re.compile(r"\n")
 _FIRST_CHAR = re.compile(r"\s*(\S)")
 _SHORT_QUOTE_CHARS = 20
 
+CHUNKING = {"passage_words": 150, "max_sentences": 10, "overlap_sentences": 1}
+"""How articles are cut into passages; recorded in the index manifest (other settings re-embed everything)."""
+
 
 @dataclass(frozen=True)
 class Passage:
     """A window of consecutive sentences of one article: its span, and its sentences as a range of indices."""
 
-    article_id: str
     start: int
     end: int
     first_sentence: int
@@ -97,7 +99,11 @@ def split_sentences(text: str, start: int, end: int) -> list[Span]:
 
 
 def chunk_article(
-    article: Article, *, passage_words: int = 90, max_sentences: int = 6, overlap_sentences: int = 1
+    article: Article,
+    *,
+    passage_words: int = CHUNKING["passage_words"],
+    max_sentences: int = CHUNKING["max_sentences"],
+    overlap_sentences: int = CHUNKING["overlap_sentences"],
 ) -> tuple[list[Span], list[Passage]]:
     """Return an article's sentence spans and its passages: runs of whole sentences of about `passage_words` words.
 
@@ -116,7 +122,7 @@ def chunk_article(
             while stop < len(sentences) and stop - first < max_sentences and (count < passage_words or stop == first):
                 count += words[stop]
                 stop += 1
-            passages.append(Passage(article.id, sentences[first][0], sentences[stop - 1][1], first, stop))
+            passages.append(Passage(sentences[first][0], sentences[stop - 1][1], first, stop))
             if stop == len(sentences):
                 break
             first = max(stop - overlap_sentences, first + 1)

@@ -29,7 +29,6 @@ def terms(text: str) -> list[str]:
     return [_stem(word) for word in _TOKEN.findall(text.lower()) if word not in _STOPWORDS]
 
 
-@lru_cache(maxsize=65536)
 def term_set(text: str) -> frozenset[str]:
-    """Return the set of terms of `text`, cached: the answer step checks the same sentences question after question."""
+    """Return the set of terms of `text`."""
     return frozenset(terms(text))

@@ -5,7 +5,10 @@ Both tiers take unit vectors and return inner-product scores; row i is vector i 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import threading
 
 import faiss
 import numpy as np
@@ -14,6 +17,23 @@ EXACT_LIMIT = 50_000
 """Largest number of vectors searched exactly: a flat scan of 100k took 20 ms on a busy 2-core machine, IVF 3 ms."""
 NPROBE = 64
 """Inverted lists visited per query in the approximate tier (the benchmark reports its recall@10 against exact)."""
+
+# FAISS's OpenMP thread count is process-wide, so it is set here once: searches run with one thread (for a question
+# or two, threads cost more than they save: a 10k exact search took 20 ms with 2 threads on a busy 2-core machine and
+# 0.6 ms with one). Only index builds, serialized by a lock, use every core for a while.
+faiss.omp_set_num_threads(1)
+_building = threading.Lock()
+
+
+@contextlib.contextmanager
+def _all_cores():
+    """Let FAISS use every core for the `with` block, then one thread again."""
+    with _building:
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        try:
+            yield
+        finally:
+            faiss.omp_set_num_threads(1)
 
 
 def build(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: int = 0) -> faiss.Index:
@@ -33,8 +53,9 @@ def build(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: int = 0)
         faiss.IndexFlatIP(dimension), dimension, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
     )
     sample = np.random.default_rng(seed).choice(count, size=min(count, 40 * lists), replace=False)
-    index.train(vectors[np.sort(sample)])
-    index.add(vectors)
+    with _all_cores():
+        index.train(vectors[np.sort(sample)])
+        index.add(vectors)
     index.make_direct_map()  # reconstruct(row) for dense scores of lexical-only hits
     index.nprobe = NPROBE
     return index
@@ -49,14 +70,5 @@ def search_parameters(index: faiss.Index, *, allowed: np.ndarray | None = None) 
 
 
 def search(index: faiss.Index, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple:
-    """Return (scores, rows) of the k best rows per query, searched with one thread.
-
-    For a question or two, OpenMP threads cost more than they save: a 10k exact search took 20 ms with 2 threads on a
-    busy 2-core machine and 0.6 ms with one.
-    """
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        return index.search(queries, k, params=search_parameters(index, allowed=allowed))
-    finally:
-        faiss.omp_set_num_threads(threads)
+    """Return (scores, rows) of the k best rows per query (one thread: see the top of this module)."""
+    return index.search(queries, k, params=search_parameters(index, allowed=allowed))

@@ -110,3 +110,16 @@ def test_errors_exit_2_with_a_clear_message(tmp_path):
     assert missing.returncode == 2 and "No index in" in missing.stderr and "assistant index" in missing.stderr
     both = run("ask", "--index-dir", str(tmp_path / "none"))
     assert both.returncode == 2 and "give either a question or --batch" in both.stderr
+
+
+def test_index_exits_2_when_nothing_given_is_usable_and_keeps_the_index(tmp_path):
+    index_dir = str(tmp_path / "index")
+    assert run("index", str(SEEDS / next(SEEDS.iterdir()).name), "--index-dir", index_dir, "--quiet").returncode == 0
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.txt").write_bytes(b"")
+    (bad / "scan.pdf").write_bytes(b"%PDF-1.4")
+    result = run("index", str(bad), "--index-dir", index_dir, "--quiet")
+    assert result.returncode == 2, result.stdout
+    assert "Nothing usable" in result.stderr and "empty.txt: empty file" in result.stdout
+    assert "Indexed 1 articles" in result.stdout  # the earlier article is kept

@@ -8,8 +8,10 @@ CI=true, where it fails. Screenshots go to test-output/.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -259,3 +261,25 @@ def test_page_reruns_read_the_manifest_only_when_it_changes(seed_index, encoder,
     reads.clear()
     assert [assistant.reload_if_changed() for _ in range(3)] == [False] * 3
     assert len(reads) == 1  # once, to confirm the new manifest names the generation now loaded
+
+
+def test_after_a_reload_no_cache_holds_the_previous_generations_texts(seed_index, encoder, tmp_path):
+    index_dir, new = tmp_path / "index", tmp_path / "new"
+    shutil.copytree(seed_index, index_dir)
+    assistant = Assistant(index_dir, encoder=encoder)
+    old_texts = [article.text for article in assistant.store.articles]
+    for question in ("What did Peskov say about Macron?", "Who did Belousov call?"):  # names: whole articles read
+        assistant.ask(question)
+    new.mkdir()
+    (new / "tram-depot.txt").write_text(new_article(*NEW["tram-depot"]), encoding="utf-8")
+    update_index([new], index_dir=index_dir, encoder=encoder, progress=False)
+    assert assistant.reload_if_changed()
+    assistant.ask("What did Peskov say about Macron?")
+    gc.collect()
+    holders = [
+        type(holder).__name__
+        for text in old_texts
+        for holder in gc.get_referrers(text)
+        if holder is not old_texts and not isinstance(holder, types.FrameType)
+    ]
+    assert holders == []

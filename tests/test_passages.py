@@ -46,7 +46,6 @@ def test_passages_are_whole_sentences_with_one_sentence_overlap():
         starts = {a for a, _ in sentences}
         ends = {b for _, b in sentences}
         for passage in passages:
-            assert passage.article_id == article.id
             assert passage.start in starts and passage.end in ends  # never cuts a sentence
             assert 1 <= passage.sentence_stop - passage.first_sentence <= 4
             assert (passage.start, passage.end) == (
@@ -69,3 +68,11 @@ def test_sentences_stay_inside_content_blocks():
     assert [text[a:b] for a, b in sentences] == ["First fact is here.", "Second fact too.", "Third fact follows."]
     assert len(passages) == 2  # the advertisement line splits the content into two blocks
     assert passage_document(article, sentences[:2]) == "Headline Of The Story\nFirst fact is here. Second fact too."
+
+
+def test_chunking_defaults_are_the_indexers_settings():
+    from embeddings.indexer import CHUNKING as indexer_chunking
+
+    text = " ".join(f"Sentence number {i} says one more thing about the story." for i in range(60))
+    article = Article("long", text, "long.txt", blocks=((0, len(text)),))
+    assert chunk_article(article) == chunk_article(article, **indexer_chunking)

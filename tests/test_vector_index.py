@@ -47,3 +47,18 @@ def test_search_parameters_restrict_both_tiers_to_allowed_rows():
     for index in (vector_index.build(vectors), vector_index.build(vectors, exact_limit=1_000)):
         rows = vector_index.search(index, vectors[:5], 10, allowed=allowed)[1]
         assert rows.size and np.isin(rows[rows >= 0], allowed).all()
+
+
+def test_concurrent_searches_leave_the_process_thread_setting_alone(monkeypatch):
+    """FAISS's thread count is process-wide: searches from many sessions at once must not save and restore it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    vectors = clustered_unit_vectors(2000)
+    index = vector_index.build(vectors, exact_limit=1000)  # builds may use every core, and set one thread back
+    assert faiss.omp_get_max_threads() == 1
+    calls = []
+    monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: calls.append(n))
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: vector_index.search(index, vectors[i : i + 1], 5)[1], range(200)))
+    assert calls == [] and faiss.omp_get_max_threads() == 1
+    assert all(result[0][0] == i for i, result in enumerate(results))  # each vector finds itself first
