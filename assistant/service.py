@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
-from assistant.answer import Answer, AnswerSettings, answer_question
-from assistant.conversation import contextual_query
+from assistant.answer import Answer, AnswerSettings, answer_question, quote
+from assistant.conversation import Turn, asks_to_repeat, contextual_query, is_follow_up
 from assistant.overview import CorpusOverview, corpus_overview
+from assistant.question import REASON, Focus, Reading, event_dates, lead_candidates, read_question, related
 from assistant.retrieval import Filters, Retriever
+from assistant.timeline import in_time_order
 from embeddings import store as index_store
 from embeddings.encoder import Encoder, encoder_for_index
 
@@ -74,15 +77,71 @@ class Assistant:
         self,
         question: str,
         *,
-        history: list[str] = (),
+        history: list[str | Turn] = (),
         filters: Filters | None = None,
         settings: AnswerSettings | None = None,
     ) -> Answer:
-        """Return the cited answer to `question`, reading follow-ups in the light of `history` (oldest first)."""
+        """Return the cited answer to `question`, reading follow-ups in the light of `history` (oldest first).
+
+        `history` holds earlier questions, or Turns with the spans their answers cited. A follow-up leaves out what
+        the previous answer quoted (unless it asks for it again); for a bare question, that answer is made again.
+        """
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
-        query = contextual_query(question, list(history))
-        return answer_question(
-            question, retriever=self.retriever, query=query, filters=filters, settings=settings or AnswerSettings()
-        )
+        settings = settings or AnswerSettings()
+        turns = [turn if isinstance(turn, Turn) else Turn(turn) for turn in history]
+        reading = self.read(question)
+        follow_up = bool(turns) and is_follow_up(reading.query)
+        leave_out = frozenset()
+        if follow_up:
+            earlier = self.read(turns[-1].question)
+            if reading.outlets is None and reading.dates is None:  # "And about NATO?" keeps the earlier outlets, dates
+                reading = replace(reading, outlets=earlier.outlets, dates=earlier.dates)
+            if not asks_to_repeat(question):
+                leave_out = self._cited(turns, filters, settings)
+        narrowed = reading.filters(filters)
+        if reading.only_dates:
+            answer = self._leads(question, reading, narrowed, settings)
+        else:
+            query = contextual_query(reading.query, [self.read(turn.question).query for turn in turns])
+            focus = Focus(tuple(sorted(reading.outlets or ())), REASON if reading.asks_reason else None, leave_out)
+            answer = answer_question(
+                question, retriever=self.retriever, query=query, filters=narrowed, settings=settings, focus=focus
+            )
+        answer = replace(answer, evidence=answer.evidence | {"reading": reading.to_json()})
+        return in_time_order(answer) if reading.time_order and not answer.abstained else answer
+
+    def read(self, question: str) -> Reading:
+        """Return the reading of `question` over this corpus: its outlets, and dates that some article has.
+
+        A date range no article falls in is left in the query (it may be a date the text mentions); an event
+        ("after the summit") is dated from the articles, or dropped when no article dates it.
+        """
+        overview = self.overview()
+        reading = read_question(question, outlets=overview.outlets, latest=overview.last_date)
+        if reading.event is not None:
+            named = event_dates(self.retriever, reading.event, overview.last_date)
+            dates = related(reading.relation, *named) if named else None
+            reading = replace(reading, dates=dates, event=reading.event if dates else None, time_order=bool(dates))
+        if reading.dates is not None and not overview.has_dates_in(reading.dates.first, reading.dates.last):
+            reading = replace(reading, query=question, dates=None, time_order=bool(reading.event))
+        return reading
+
+    def _cited(self, turns: list[Turn], filters: Filters | None, settings: AnswerSettings) -> frozenset:
+        """Return the spans the last turn's answer cited, answering its question again if they are not known."""
+        last = turns[-1]
+        if last.cited is not None:
+            return last.cited
+        again = self.ask(last.question, history=turns[:-1], filters=filters, settings=settings)
+        return Turn.of(last.question, again).cited
+
+    def _leads(self, question: str, reading: Reading, filters: Filters, settings: AnswerSettings) -> Answer:
+        """Return the answer to a question naming only dates: the lead sentences of the articles of those dates."""
+        store = self.store
+        leads = lead_candidates(self.retriever, filters)
+        evidence = {"retrieved": [[c.hit.article.id, c.hit.start, c.hit.end] for c in leads], "reason": "dates only"}
+        if not leads:
+            return Answer(question, True, query=reading.query, evidence=evidence | {"reason": "no article dated so"},
+                          store=store)  # fmt: skip
+        return quote(question, self.retriever, leads, settings, query=reading.query, evidence=evidence, store=store)

@@ -1,0 +1,448 @@
+"""Reading a question: the outlets and dates it names, whether it asks for a time order or a reason, what to search.
+
+Dates a question can name (a day without a year takes the year of the corpus's latest article date, or the year
+before when that day would come after it; "today" is the corpus's latest article date):
+
+- a day: "July 14", "14 July", "July 14, 2024", "2024-07-14"; a run of days: "July 9-11"
+- a month: "July 2024", "in July"; a year: "in 2024"
+- relative: "today", "yesterday", "this week", "last week" (the seven days before today), "this month",
+  "last month", "in the last N days"
+- how it relates: "on"/"in"/"during" (that range), "after" (from the day after), "since"/"from" (from its first
+  day), "before" (until the day before), "until"/"till"/"by" (until its last day), "between X and Y"/"from X to Y"
+- an event: "after the summit", "before the vote": the event is searched in the articles and dated by the first
+  sentence that names it with a date ("the NATO summit held in Washington from July 9-11")
+
+A named range filters the articles by their date only when some article is dated in it: otherwise the date is left
+in the query, as it may be a date mentioned in the text ("What happened on February 24, 2022?").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from assistant.retrieval import Filters, Hit, Retriever
+from embeddings.store import ARTICLE, FIRST_SENTENCE, SENTENCE_STOP
+from embeddings.terms import term_set, terms
+
+if TYPE_CHECKING:
+    from assistant.answer import AnswerSettings, Candidate  # answer imports this module
+
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
+         ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
+         ("november", "nov"), ("december", "dec")],
+        start=1,
+    )
+    for name in names
+}  # fmt: skip
+_MONTH = r"(?P<{}>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(?P<{}>[0-3]?\d)(?:st|nd|rd|th)?"
+_YEAR = r"(?P<{}>(?:19|20)\d\d)"
+# A month or year alone counts only after a preposition ("in May", not "May"); lookbehinds have a fixed width.
+_AFTER_PREPOSITION = (
+    "(?:"
+    + "|".join(
+        rf"(?<=\b{word} )" for word in ("in", "of", "during", "since", "after", "before", "until", "till", "by", "from")
+    )
+    + ")"
+)
+# One date expression; each alternative names its groups with a suffix, so that they can be told apart.
+_DATE_FORMS = [
+    r"(?P<iy>\d{4})-(?P<im>\d\d)-(?P<id>\d\d)",
+    rf"{_MONTH.format('am')} {_DAY.format('ad')}(?:\s*(?:-|–|to|and)\s*{_DAY.format('ad2')})?"
+    rf"(?:,? {_YEAR.format('ay')})?(?![\d:])",
+    rf"{_DAY.format('bd')}(?:\s*(?:-|–)\s*{_DAY.format('bd2')})? (?:of )?{_MONTH.format('bm')}"
+    rf"(?:,? {_YEAR.format('by')})?",
+    rf"{_MONTH.format('cm')},? {_YEAR.format('cy')}",
+    rf"{_AFTER_PREPOSITION}(?:early |late |mid-)?{_MONTH.format('dm')}(?! \d)",
+    rf"{_AFTER_PREPOSITION}{_YEAR.format('ey')}(?![\d-])",
+    r"(?P<rel>today|yesterday|this week|last week|this month|last month|in the (?:last|past) (?P<n>\d+) days)",
+]
+DATE = re.compile(r"\b(?:" + "|".join(_DATE_FORMS) + r")\b", re.IGNORECASE)
+"""A date expression: a day, a run of days, a month, a year, or a day relative to the corpus's latest date."""
+_RELATION = r"(?P<rel_word>on|in|during|after|since|from|before|until|till|by|between|as of)\s+(?:the\s+)?"
+# An event a time is relative to: "after the summit", "before the vote" (up to the next comma, question mark or
+# conjunction); only these relations, only when no date follows.
+_EVENT = re.compile(
+    r"\b(?P<rel>after|before|since|following)\s+(?P<event>(?:the|a|an|his|her|their|its|last week's|last)\s+[^,?;.]+?)"
+    r"(?=\s*(?:[,?;.]|$|\band\b|\bor\b|\bwhen\b))",
+    re.IGNORECASE,
+)
+_TIME_ORDER = re.compile(r"\b(timeline|chronolog\w*|in (?:date|time) order|over time|evolv\w*|sequence)\b", re.I)
+_WHY = re.compile(r"^\s*(?:and\s+|but\s+|so\s+)?why\b|\b(what was the reason|what were the reasons|what caused|"
+                  r"how come|for what reason|what (?:is|was) behind)\b", re.IGNORECASE)  # fmt: skip
+REASON = re.compile(
+    r"\b(because|since(?! \d)|due to|owing to|as a result|reasons?|concerns?|in order to|so that|in light of|"
+    r"caused by|as this is|that is why|which means)\b",
+    re.IGNORECASE,
+)
+"""Words that give a reason: sentences holding them are preferred for "why" questions."""
+_COMPARE = re.compile(r"^\s*(?:please\s+)?(?:compare|contrast)\b\s*|\bcompared?\b", re.IGNORECASE)
+# Words that say nothing of a topic once the dates are taken out ("What was reported on July 14?").
+_GENERIC = frozenset(
+    terms("what happened happen happens report reported reports news was were going on occurred publish published "
+          "write wrote written story stories article articles outlet outlets media cover covered there anything")
+)  # fmt: skip
+# Other names outlets go by, matched when the corpus knows the outlet under the key.
+ALIASES = {
+    "Associated Press": ("AP",),
+    "AP": ("Associated Press",),
+    "Agence France-Presse": ("AFP",),
+    "AFP": ("Agence France-Presse",),
+    "RIA Novosti": ("RIA",),
+    "BBC News": ("BBC",),
+    "Al Jazeera": ("Al-Jazeera", "Aljazeera"),
+    "Reuters": ("Thomson Reuters",),
+    "Bloomberg": ("Bloomberg News",),
+}
+
+# Outlets named by an ordinary word: a question must write them with a capital to name them.
+_ORDINARY_WORD_OUTLETS = frozenset(
+    "time times sun mirror express independent guardian post star daily nation observer economist hill atlantic "
+    "verge register telegraph standard globe age world herald tribune record mail journal sentinel"
+    .split()
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """An inclusive range of days (ISO dates); an open end is None."""
+
+    first: str | None
+    last: str | None
+
+    def admits(self, day: str) -> bool:
+        """Return True if the ISO day falls in the range."""
+        return (self.first is None or day >= self.first) and (self.last is None or day <= self.last)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a question names besides its topic: outlets, a date range, an event, a wish for time order or reasons."""
+
+    question: str
+    query: str
+    """The question without the outlet names, comparison words and dates it names: what is searched."""
+    outlets: frozenset[str] | None = None
+    dates: DateRange | None = None
+    event: str | None = None
+    """An event the question's time is relative to ("the summit" in "after the summit")."""
+    relation: str | None = None
+    """How the time asked about relates to the event: after, before, since or following."""
+    time_order: bool = False
+    asks_reason: bool = False
+    date_words: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def only_dates(self) -> bool:
+        """Return True if the question names dates and nothing else to search for ("What happened on July 14?")."""
+        return self.dates is not None and not set(terms(self.query)) - _GENERIC
+
+    def filters(self, base: Filters | None) -> Filters:
+        """Return `base` narrowed by the outlets and dates the question names."""
+        base = base or Filters()
+        outlets = base.outlets
+        if self.outlets is not None:
+            outlets = self.outlets if outlets is None else self.outlets & outlets
+        date_from, date_to = base.date_from, base.date_to
+        if self.dates is not None:
+            date_from = max(filter(None, [date_from, self.dates.first]), default=None)
+            date_to = min(filter(None, [date_to, self.dates.last]), default=None)
+        return Filters(outlets, date_from, date_to)
+
+    def to_json(self) -> dict:
+        """Return what was read from the question, for an answer's evidence."""
+        return {
+            "outlets": sorted(self.outlets) if self.outlets else None,
+            "date_from": self.dates.first if self.dates else None,
+            "date_to": self.dates.last if self.dates else None,
+            "event": self.event,
+            "time_order": self.time_order,
+            "asks_reason": self.asks_reason,
+        }
+
+
+def _outlet_pattern(outlet: str) -> re.Pattern:
+    """Return the pattern of an outlet's name or aliases in a question, with a possessive ("Reuters'", "TASS's").
+
+    Any case matches ("tass"), except for outlets named by an ordinary word ("Time", "The Sun"), which need their
+    capital.
+    """
+    names = sorted({outlet, *ALIASES.get(outlet, ())}, key=len, reverse=True)
+    forms = []
+    for name in names:
+        words = re.escape(name).replace(r"\ ", r"\s+")
+        ordinary = name.lower().removeprefix("the ") in _ORDINARY_WORD_OUTLETS
+        forms.append(f"(?-i:{words[0]}){words[1:]}" if ordinary else words)
+    return re.compile(r"\b(?:" + "|".join(forms) + r")(?:['’]s\b|['’](?!\w)|\b)", re.IGNORECASE)
+
+
+def named_outlets(question: str, outlets) -> tuple[frozenset[str], list[tuple[int, int]]]:
+    """Return the corpus outlets that `question` names, and the spans of their names in it."""
+    found, spans = set(), []
+    for outlet in outlets:
+        for match in _outlet_pattern(outlet).finditer(question):
+            found.add(outlet)
+            spans.append(match.span())
+    return frozenset(found), spans
+
+
+def _day(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _month_end(year: int, month: int) -> date:
+    return date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+
+
+def _year_for(month: int, day: int, today: date) -> int:
+    """Return the year of a day named without one: today's year, or the year before if the day would be later."""
+    candidate = _day(today.year, month, day)
+    return today.year if candidate is None or candidate <= today else today.year - 1
+
+
+def date_range(match: re.Match, today: date) -> tuple[date, date] | None:
+    """Return the first and last day a DATE match names (None if it names no real day)."""
+    g = match.groupdict()
+    if g["iy"]:
+        day = _day(int(g["iy"]), int(g["im"]), int(g["id"]))
+        return (day, day) if day else None
+    for key in ("a", "b"):
+        if g[f"{key}m"]:
+            month, first = _MONTHS[g[f"{key}m"].lower()], int(g[f"{key}d"])
+            last = int(g[f"{key}d2"] or first)
+            year = int(g[f"{key}y"]) if g[f"{key}y"] else _year_for(month, last, today)
+            start, end = _day(year, month, first), _day(year, month, last)
+            return (start, end) if start and end and start <= end else None
+    if g["cm"] or g["dm"]:
+        month = _MONTHS[(g["cm"] or g["dm"]).lower()]
+        year = int(g["cy"]) if g["cy"] else _year_for(month, 1, today)
+        return date(year, month, 1), _month_end(year, month)
+    if g["ey"]:
+        return date(int(g["ey"]), 1, 1), date(int(g["ey"]), 12, 31)
+    relative = g["rel"].lower()
+    if relative == "today":
+        return today, today
+    if relative == "yesterday":
+        return today - timedelta(days=1), today - timedelta(days=1)
+    if relative in ("this week", "last week"):
+        return today - timedelta(days=7), today
+    if relative == "this month":
+        return today.replace(day=1), today
+    if relative == "last month":
+        end = today.replace(day=1) - timedelta(days=1)
+        return end.replace(day=1), end
+    return today - timedelta(days=int(g["n"])), today
+
+
+def related(relation: str, first: date, last: date) -> DateRange:
+    """Return the range a relation word makes of a named range ("after July 11" starts on July 12)."""
+    relation = relation.lower()
+    if relation in ("after", "following"):
+        return DateRange((last + timedelta(days=1)).isoformat(), None)
+    if relation in ("since", "from"):
+        return DateRange(first.isoformat(), None)
+    if relation == "before":
+        return DateRange(None, (first - timedelta(days=1)).isoformat())
+    if relation in ("until", "till", "by"):
+        return DateRange(None, last.isoformat())
+    return DateRange(first.isoformat(), last.isoformat())
+
+
+_RELATED_DATE = re.compile(rf"(?:\b{_RELATION})?(?P<date>{DATE.pattern})", re.IGNORECASE)
+_BETWEEN = re.compile(
+    rf"\b(?:between|from)\s+(?:the\s+)?(?P<first>{DATE.pattern.replace('?P<', '?P<_')})"
+    rf"\s+(?:and|to|until|till)\s+(?:the\s+)?(?P<second>{DATE.pattern})",
+    re.IGNORECASE,
+)
+
+
+def named_dates(question: str, today: date) -> tuple[DateRange | None, list[tuple[int, int]]]:
+    """Return the date range `question` names (relative to `today`, the corpus's latest date) and the spans naming it.
+
+    Several dates narrow one another ("in July 2024, before July 14").
+    """
+    ranges, spans = [], []
+    between = _BETWEEN.search(question)
+    if between:
+        a = date_range(DATE.match(question, between.start("first")), today)
+        b = date_range(DATE.match(question, between.start("second")), today)
+        if a and b:
+            return DateRange(a[0].isoformat(), b[1].isoformat()), [between.span()]
+    for match in _RELATED_DATE.finditer(question):
+        named = date_range(match, today)
+        if named:
+            ranges.append(related(match["rel_word"] or "on", *named))
+            spans.append(match.span())
+    if not ranges:
+        return None, []
+    first = max((r.first for r in ranges if r.first), default=None)
+    last = min((r.last for r in ranges if r.last), default=None)
+    return DateRange(first, last), spans
+
+
+_JOINING = re.compile(r"\s*(?:,\s*)?(?:and|or|&|vs\.?|versus|,)?\s*", re.IGNORECASE)
+_LEADING = re.compile(r"\b(?:between|by|from|in|of|at|according to)\s+(?:the\s+)?$", re.IGNORECASE)
+
+
+def _joined(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Return the spans with a list of names made one span ("TASS, Sputnik and Bloomberg"), with the word before it."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and _JOINING.fullmatch(text[merged[-1][1] : start]):
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for span in merged:
+        leading = _LEADING.search(text, 0, span[0])
+        if leading:
+            span[0] = leading.start()
+    return [(a, b) for a, b in merged]
+
+
+def _without(text: str, spans: list[tuple[int, int]]) -> str:
+    """Return `text` with the spans taken out and its spacing tidied (the text itself if nothing would be left)."""
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + " " + text[end:]
+    tidy = re.sub(r"\s*,?\s*([,?.!])", r"\1", re.sub(r"\s+", " ", text)).strip(" ,")
+    return tidy or text.strip()
+
+
+def read_question(question: str, *, outlets=(), latest: str | None = None) -> Reading:
+    """Return what `question` names: the corpus `outlets` it names, dates (relative to `latest`), the rest to search.
+
+    Outlet names and comparison words are taken out of the query ("Compare what TASS and Bloomberg said about the
+    US election" searches "what said about the US election" in TASS and Bloomberg); so are the dates.
+    """
+    today = date.fromisoformat(latest) if latest else date.today()
+    found, outlet_spans = named_outlets(question, outlets)
+    dates, date_spans = named_dates(question, today)
+    event = None if dates else _EVENT.search(question)
+    compare_spans = [m.span() for m in _COMPARE.finditer(question)] if found else []
+    query = _without(question, [*_joined(question, outlet_spans), *date_spans, *compare_spans])
+    relation_words = {m.group(1).lower() for m in re.finditer(r"\b(after|before|since|until|between|following)\b",
+                                                              question, re.IGNORECASE)}  # fmt: skip
+    return Reading(
+        question,
+        query,
+        outlets=found or None,
+        dates=dates,
+        event=event["event"] if event else None,
+        relation=event["rel"].lower() if event else None,
+        time_order=bool(_TIME_ORDER.search(question) or (relation_words and (dates or event))),
+        asks_reason=bool(_WHY.search(question)),
+        date_words=tuple(question[a:b].strip() for a, b in date_spans),
+    )
+
+
+@dataclass(frozen=True)
+class Focus:
+    """How a question's reading searches and what it quotes: each named outlet's own version, reasons for "why",
+    and nothing that an earlier answer already quoted."""
+
+    outlets: tuple[str, ...] = ()
+    """Named outlets, each searched apart so that each gets its version."""
+    prefer: re.Pattern | None = None
+    """Sentences matching it are preferred (REASON for "why" questions)."""
+    leave_out: frozenset[tuple[str, int, int]] = frozenset()
+    """Spans (article id, start, end) cited by the earlier answer: they and what repeats them are not quoted again."""
+
+    def search(self, retriever: Retriever, query: str, *, k: int, filters: Filters | None, query_vector) -> list[Hit]:
+        """Return the best passages for `query`; with several named outlets, each outlet's best in turn."""
+        if len(self.outlets) < 2:
+            return retriever.search(query, k=k, filters=filters, query_vector=query_vector)
+        filters = filters or Filters()
+        each = [replace(filters, outlets=frozenset({outlet})) for outlet in self.outlets]
+        rankings = [retriever.search(query, k=k, filters=one, query_vector=query_vector) for one in each]
+        merged: dict[int, Hit] = {}
+        for rank in range(k):
+            for ranking in rankings:
+                if rank < len(ranking):
+                    merged.setdefault(ranking[rank].row, ranking[rank])
+        return list(merged.values())[:k]
+
+    def choose(self, retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
+        """Return the candidates to quote from, best first: without what was quoted before, reasons first when wanted,
+        and each named outlet's best sentence ahead of the rest."""
+        store = retriever.store
+        if self.leave_out:
+            candidates = _without_quoted(retriever, candidates, self.leave_out, settings.same_statement)
+        if self.prefer is not None:
+            for candidate in candidates:
+                text = store.articles[candidate.article_row].text[candidate.start : candidate.end]
+                candidate.score += settings.shape_weight * bool(self.prefer.search(text))
+            candidates = sorted(candidates, key=lambda c: -c.score)
+        if len(self.outlets) >= 2:
+            best = {}
+            for candidate in candidates:
+                best.setdefault(store.articles[candidate.article_row].outlet, candidate)
+            firsts = [best[outlet] for outlet in self.outlets if outlet in best]
+            candidates = [*firsts, *(c for c in candidates if all(c is not f for f in firsts))]
+        return candidates
+
+
+def _without_quoted(retriever: Retriever, candidates: list, spans: frozenset, same: float) -> list:
+    """Return the candidates that neither overlap a quoted span nor say the same as one (all if none would be left)."""
+    store = retriever.store
+    quoted = [
+        i
+        for i, c in enumerate(candidates)
+        if any(a == store.articles[c.article_row].id and c.start < end and start < c.end for a, start, end in spans)
+    ]
+    if not quoted:
+        return candidates
+    vectors = retriever.sentence_vectors_of([c.row for c in candidates])
+    repeats = (vectors @ vectors[quoted].T).max(axis=1) >= same
+    kept = [c for c, repeat in zip(candidates, repeats.tolist()) if not repeat]
+    return kept or candidates
+
+
+def lead_candidates(retriever: Retriever, filters: Filters) -> list[Candidate]:
+    """Return the lead sentence of each article that `filters` admit, oldest first: what a date-only question quotes."""
+    from assistant.answer import Candidate  # answer imports this module's Focus for its type only
+
+    store = retriever.store
+    rows = retriever.allowed_passages(filters)
+    article_rows, first = np.unique(store.passages[rows, ARTICLE], return_index=True)
+    leads = []
+    for article_row, passage in zip(article_rows.tolist(), rows[first].tolist()):
+        article = store.articles[article_row]
+        _, start, end, first_sentence, _ = store.passages[passage].tolist()
+        hit = Hit(passage, article, start, end, 1.0, 1.0)
+        _, s_start, s_end = store.sentences[first_sentence].tolist()
+        text = article.text[s_start:s_end]
+        leads.append(Candidate(first_sentence, article_row, s_start, s_end, hit, 1.0, term_set(text), False, 1.0, 1.0))
+    return sorted(leads, key=lambda c: (store.articles[c.article_row].date or "", c.article_row))
+
+
+def event_dates(retriever: Retriever, event: str, latest: str | None) -> tuple[date, date] | None:
+    """Return the first and last day of an event, from the best passage sentence that names it with a date.
+
+    A date without a year takes its article's year (or the corpus's latest date's); None if no sentence dates it.
+    """
+    needed = set(terms(event))
+    if not needed:
+        return None
+    store = retriever.store
+    for hit in retriever.search(event, k=5):
+        today = date.fromisoformat(hit.article.date or latest or date.today().isoformat())
+        first, stop = store.passages[hit.row, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()
+        for _, start, end in store.sentences[first:stop].tolist():
+            text = hit.article.text[start:end]
+            if not needed <= term_set(text):
+                continue
+            for match in DATE.finditer(text):
+                named = None if match["rel"] else date_range(match, today)
+                if named:
+                    return named
+    return None
