@@ -63,16 +63,17 @@ class Timeline:
         }
 
     def text(self) -> str:
-        """Return the timeline for the terminal: a line per date and statement, then the undated ones apart."""
+        """Return the timeline for the terminal: each date with its statements, then the undated sources apart."""
         if self.answer.abstained:
             return self.answer.answer
-        lines = []
+        lines, day = [], None
         for entry in self.dated:
-            lines += _entry_lines(f"{entry.date}  {', '.join(entry.sources)}", entry)
+            if entry.date != day:
+                lines.append(entry.date)
+                day = entry.date
+            lines += _entry_lines(entry)
         if self.undated:
-            lines += ["", "Undated sources:"] if lines else ["Undated sources:"]
-            for entry in self.undated:
-                lines += _entry_lines(", ".join(entry.sources), entry)
+            lines += ["Undated sources:", *(line for entry in self.undated for line in _entry_lines(entry))]
         return "\n".join(lines)
 
 
@@ -81,6 +82,7 @@ def _entry(statement: Statement, labels: dict[int, str]) -> Entry:
     return Entry(statement.first_date, statement.text, sources, statement.speaker, statement.citations)
 
 
-def _entry_lines(heading: str, entry: Entry) -> list[str]:
+def _entry_lines(entry: Entry) -> list[str]:
     markers = "".join(f"[{n}]" for n in entry.citations)
-    return [heading, *textwrap.wrap(f"{entry.text} {markers}", width=96, initial_indent="  ", subsequent_indent="  ")]
+    text = f"{', '.join(entry.sources)}: {entry.text} {markers}"
+    return textwrap.wrap(text, width=100, initial_indent="  ", subsequent_indent="    ")
