@@ -31,6 +31,12 @@ def asks_to_repeat(question: str) -> bool:
     return bool(_REPEAT.search(question))
 
 
+def new_terms(question: str, history: list[str], *, turns: int = 2) -> frozenset[str]:
+    """Return the terms a follow-up adds to the recent questions: the new aspect it asks about."""
+    earlier = {term for question in history[-turns:] for term in terms(question)}
+    return frozenset(terms(question)) - earlier
+
+
 def _named(earlier: str) -> list[str]:
     """Return the capitalised names in an earlier question ("Defense Minister Andrey Belousov", "NATO")."""
     return [word for word in _CAPITALISED.findall(earlier) if terms(word)]

@@ -79,8 +79,10 @@ _TIME_ORDER = re.compile(r"\b(timeline|chronolog\w*|in (?:date|time) order|over 
 _WHY = re.compile(r"^\s*(?:and\s+|but\s+|so\s+)?why\b|\b(what was the reason|what were the reasons|what caused|"
                   r"how come|for what reason|what (?:is|was) behind)\b", re.IGNORECASE)  # fmt: skip
 REASON = re.compile(
-    r"\b(because|since(?! \d)|due to|owing to|as a result|reasons?|concerns?|in order to|so that|in light of|"
-    r"caused by|as this is|that is why|which means)\b",
+    r"\b(because|since(?! \d)|due to|owing to|as a result|reasons?|(?:main|key|chief|principal|primary|biggest|"
+    r"major|security) concerns?|concerns? (?:about|regarding)|in order to|so that|in light of|caused by|as this is|"
+    r"that is why|which means|(?:founded|created|set up|established|formed|designed|intended|aimed|meant|launched)"
+    r"(?: [\w,]+){0,4} to \w+)\b",
     re.IGNORECASE,
 )
 """Words that give a reason: sentences holding them are preferred for "why" questions."""
@@ -296,7 +298,8 @@ _LEADING = re.compile(r"\b(?:between|by|from|in|of|at|according to)\s+(?:the\s+)
 
 
 def _joined(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Return the spans with a list of names made one span ("TASS, Sputnik and Bloomberg"), with the word before it."""
+    """Return the spans with a list of names made one span ("TASS, Sputnik and Bloomberg"), with the preposition
+    before it ("according to")."""
     merged: list[list[int]] = []
     for start, end in sorted(spans):
         if merged and _JOINING.fullmatch(text[merged[-1][1] : start]):
@@ -305,7 +308,7 @@ def _joined(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
             merged.append([start, end])
     for span in merged:
         leading = _LEADING.search(text, 0, span[0])
-        if leading:
+        if leading and not re.search(r"['’]s?$", text[span[0] : span[1]]):  # "in Reuters' report" keeps its "in"
             span[0] = leading.start()
     return [(a, b) for a, b in merged]
 
@@ -345,17 +348,31 @@ def read_question(question: str, *, outlets=(), latest: str | None = None) -> Re
     )
 
 
+ASPECT_WEIGHT = 0.3
+"""Added to a follow-up's candidate score for holding all of the terms that the follow-up adds to the earlier turns,
+and again times its similarity to the follow-up question alone."""
+CONTEXT_WEIGHT = 0.15
+"""Added to the score of a sentence from an article the previous answer cited: a chat stays on its articles."""
+
+
 @dataclass(frozen=True)
 class Focus:
     """How a question's reading searches and what it quotes: each named outlet's own version, reasons for "why",
-    and nothing that an earlier answer already quoted."""
+    the new aspect of a follow-up, and not what the previous answer quoted."""
 
     outlets: tuple[str, ...] = ()
     """Named outlets, each searched apart so that each gets its version."""
     prefer: re.Pattern | None = None
     """Sentences matching it are preferred (REASON for "why" questions)."""
     leave_out: frozenset[tuple[str, int, int]] = frozenset()
-    """Spans (article id, start, end) cited by the earlier answer: they and what repeats them are not quoted again."""
+    """Spans (article id, start, end) the previous answer cited: they, and what says the same, are not quoted again
+    unless they hold what the question asks for (a new term, a reason, a number or name asked for)."""
+    aspect: frozenset[str] = frozenset()
+    """Terms a follow-up adds to the earlier turns ("China" in "And about China?")."""
+    own_vector: np.ndarray | None = field(default=None, compare=False)
+    """A follow-up question's own vector, without the earlier turns its query carries."""
+    context: frozenset[str] = frozenset()
+    """The ids of the articles the previous answer cited."""
 
     def search(self, retriever: Retriever, query: str, *, k: int, filters: Filters | None, query_vector) -> list[Hit]:
         """Return the best passages for `query`; with several named outlets, each outlet's best in turn."""
@@ -372,16 +389,23 @@ class Focus:
         return list(merged.values())[:k]
 
     def choose(self, retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
-        """Return the candidates to quote from, best first: without what was quoted before, reasons first when wanted,
-        and each named outlet's best sentence ahead of the rest."""
+        """Return the candidates rescored, best first: what the question asks for and the previous answer's articles
+        up, what that answer quoted left out, and each named outlet's best sentence ahead of the rest."""
         store = retriever.store
-        if self.leave_out:
-            candidates = _without_quoted(retriever, candidates, self.leave_out, settings.same_statement)
-        if self.prefer is not None:
-            for candidate in candidates:
-                text = store.articles[candidate.article_row].text[candidate.start : candidate.end]
-                candidate.score += settings.shape_weight * bool(self.prefer.search(text))
-            candidates = sorted(candidates, key=lambda c: -c.score)
+        repeated = _repeats(retriever, candidates, self.leave_out, settings.same_statement)
+        own = [0.0] * len(candidates)
+        if self.own_vector is not None:
+            own = (retriever.sentence_vectors_of([c.row for c in candidates]) @ self.own_vector).tolist()
+        stale = []
+        for candidate, repeat, similarity in zip(candidates, repeated, own):
+            article = store.articles[candidate.article_row]
+            reason = self.prefer is not None and bool(self.prefer.search(article.text[candidate.start : candidate.end]))
+            new = len(candidate.terms & self.aspect) / len(self.aspect) if self.aspect else 0.0
+            candidate.score += ASPECT_WEIGHT * (reason + new + similarity)
+            candidate.score += CONTEXT_WEIGHT * (article.id in self.context)
+            stale.append(repeat and not (reason or new or candidate.has_shape))
+        fresh = [c for c, old in zip(candidates, stale) if not old]
+        candidates = sorted(fresh or candidates, key=lambda c: -c.score)
         if len(self.outlets) >= 2:
             best = {}
             for candidate in candidates:
@@ -391,8 +415,8 @@ class Focus:
         return candidates
 
 
-def _without_quoted(retriever: Retriever, candidates: list, spans: frozenset, same: float) -> list:
-    """Return the candidates that neither overlap a quoted span nor say the same as one (all if none would be left)."""
+def _repeats(retriever: Retriever, candidates: list, spans: frozenset, same: float) -> list[bool]:
+    """Return for each candidate whether it overlaps a quoted span or says the same as a candidate that does."""
     store = retriever.store
     quoted = [
         i
@@ -400,11 +424,9 @@ def _without_quoted(retriever: Retriever, candidates: list, spans: frozenset, sa
         if any(a == store.articles[c.article_row].id and c.start < end and start < c.end for a, start, end in spans)
     ]
     if not quoted:
-        return candidates
+        return [False] * len(candidates)
     vectors = retriever.sentence_vectors_of([c.row for c in candidates])
-    repeats = (vectors @ vectors[quoted].T).max(axis=1) >= same
-    kept = [c for c, repeat in zip(candidates, repeats.tolist()) if not repeat]
-    return kept or candidates
+    return ((vectors @ vectors[quoted].T).max(axis=1) >= same).tolist()
 
 
 def lead_candidates(retriever: Retriever, filters: Filters) -> list[Candidate]:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from assistant.answer import Answer, AnswerSettings, answer_question, quote
-from assistant.conversation import Turn, asks_to_repeat, contextual_query, is_follow_up
+from assistant.conversation import Turn, asks_to_repeat, contextual_query, is_follow_up, new_terms
 from assistant.overview import CorpusOverview, corpus_overview
 from assistant.question import REASON, Focus, Reading, event_dates, lead_candidates, read_question, related
 from assistant.retrieval import Filters, Retriever
@@ -83,8 +83,9 @@ class Assistant:
     ) -> Answer:
         """Return the cited answer to `question`, reading follow-ups in the light of `history` (oldest first).
 
-        `history` holds earlier questions, or Turns with the spans their answers cited. A follow-up leaves out what
-        the previous answer quoted (unless it asks for it again); for a bare question, that answer is made again.
+        `history` holds earlier questions, or Turns with the spans their answers cited (for a bare question, its
+        answer is made again). What the previous answer quoted is demoted unless asked for again; its articles and,
+        in a follow-up, what the follow-up adds (its new words, its own meaning, reasons for "why") are preferred.
         """
         question = question.strip()
         if not question:
@@ -93,19 +94,24 @@ class Assistant:
         turns = [turn if isinstance(turn, Turn) else Turn(turn) for turn in history]
         reading = self.read(question)
         follow_up = bool(turns) and is_follow_up(reading.query)
-        leave_out = frozenset()
+        aspect, own_vector = frozenset(), None
+        earlier = [self.read(turn.question) for turn in turns[-2:]]  # a follow-up builds on the last two
+        earlier_queries = [e.query for e in earlier]
         if follow_up:
-            earlier = self.read(turns[-1].question)
+            aspect = new_terms(reading.query, earlier_queries)
+            own_vector = self.encoder.encode([reading.query])[0]
             if reading.outlets is None and reading.dates is None:  # "And about NATO?" keeps the earlier outlets, dates
-                reading = replace(reading, outlets=earlier.outlets, dates=earlier.dates)
-            if not asks_to_repeat(question):
-                leave_out = self._cited(turns, filters, settings)
+                reading = replace(reading, outlets=earlier[-1].outlets, dates=earlier[-1].dates)
+        previous = self._cited(turns, filters, settings) if turns else frozenset()
+        leave_out = frozenset() if asks_to_repeat(question) else previous
         narrowed = reading.filters(filters)
         if reading.only_dates:
             answer = self._leads(question, reading, narrowed, settings)
         else:
-            query = contextual_query(reading.query, [self.read(turn.question).query for turn in turns])
-            focus = Focus(tuple(sorted(reading.outlets or ())), REASON if reading.asks_reason else None, leave_out)
+            query = contextual_query(reading.query, earlier_queries)
+            prefer = REASON if reading.asks_reason else None
+            context = frozenset(article_id for article_id, _, _ in previous)
+            focus = Focus(tuple(sorted(reading.outlets or ())), prefer, leave_out, aspect, own_vector, context)
             answer = answer_question(
                 question, retriever=self.retriever, query=query, filters=narrowed, settings=settings, focus=focus
             )
@@ -129,11 +135,14 @@ class Assistant:
         return reading
 
     def _cited(self, turns: list[Turn], filters: Filters | None, settings: AnswerSettings) -> frozenset:
-        """Return the spans the last turn's answer cited, answering its question again if they are not known."""
+        """Return the spans the last turn's answer cited, answering its question again if they are not known.
+
+        The question is answered again with the two turns before it, all that a follow-up builds on.
+        """
         last = turns[-1]
         if last.cited is not None:
             return last.cited
-        again = self.ask(last.question, history=turns[:-1], filters=filters, settings=settings)
+        again = self.ask(last.question, history=turns[-3:-1], filters=filters, settings=settings)
         return Turn.of(last.question, again).cited
 
     def _leads(self, question: str, reading: Reading, filters: Filters, settings: AnswerSettings) -> Answer:
