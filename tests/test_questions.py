@@ -1,4 +1,4 @@
-"""Questions read for what they name: outlets select those outlets, dates select articles by date, events date a time."""
+"""Questions read for what they name: outlets select outlets, dates select articles by date, events date a time."""
 
 from __future__ import annotations
 
