@@ -81,11 +81,19 @@ _WHY = re.compile(r"^\s*(?:and\s+|but\s+|so\s+)?why\b|\b(what was the reason|wha
 REASON = re.compile(
     r"\b(because|since(?! \d)|due to|owing to|as a result|reasons?|(?:main|key|chief|principal|primary|biggest|"
     r"major|security) concerns?|concerns? (?:about|regarding)|in order to|so that|in light of|caused by|as this is|"
-    r"that is why|which means|(?:founded|created|set up|established|formed|designed|intended|aimed|meant|launched)"
-    r"(?: [\w,]+){0,4} to \w+)\b",
+    r"that is why|which means)\b",
     re.IGNORECASE,
 )
 """Words that give a reason: sentences holding them are preferred for "why" questions."""
+
+
+def reason_pattern(question: str) -> re.Pattern:
+    """Return the pattern of a reason for `question`: REASON, or a purpose after its words ("call ... to discuss")."""
+    words = "|".join(re.escape(term) for term in terms(question))
+    purpose = rf"|\b(?:{words})\w*(?:\W+\w+){{0,8}}?\W+to \w+" if words else ""
+    return re.compile(REASON.pattern + purpose, re.IGNORECASE)
+
+
 _COMPARE = re.compile(r"^\s*(?:please\s+)?(?:compare|contrast)\b\s*|\bcompared?\b", re.IGNORECASE)
 # Words that say nothing of a topic once the dates are taken out ("What was reported on July 14?").
 _GENERIC = frozenset(

@@ -34,8 +34,8 @@ def test_a_history_of_bare_questions_answers_the_earlier_question_again(seed_ass
 
 
 def test_a_follow_up_that_asks_again_quotes_the_earlier_answer(seed_assistant):
-    first = seed_assistant.ask("What did Peskov say about China?")
-    again = seed_assistant.ask("Quote that again, please.", history=[Turn.of("What did Peskov say about China?", first)])
+    china = "What did Peskov say about China?"
+    again = seed_assistant.ask("Quote that again, please.", history=[Turn.of(china, seed_assistant.ask(china))])
     assert any("China is a huge, powerful country" in c.excerpt for c in again.citations)
 
 
@@ -61,7 +61,7 @@ def test_eval_of_a_conversation_file_reports_follow_ups_citing_the_fact(seed_ind
             {"question": NATO, "sources": list(seeds), "answers": ["alarming", "threatening"]},
             {"question": "Why did he say that?", "sources": list(seeds), "answers": list(REASON)}]},
         {"id": "b", "split": "test", "turns": [
-            {"question": "Who did Defense Minister Andrey Belousov call?", "sources": [seeds[2]], "answers": ["Austin"]},
+            {"question": "Who did Andrey Belousov call?", "sources": [seeds[2]], "answers": ["Austin"]},
             {"question": "What did they discuss?", "sources": [seeds[2]], "answers": ["no such words"]}]},
     ]  # fmt: skip
     path = tmp_path / "conversations.jsonl"
