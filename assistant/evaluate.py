@@ -119,18 +119,21 @@ def parse_question(record: object, number: int) -> Question:
     return Question(record["question"], history, sources, answers)
 
 
-def read_questions(path: Path) -> list[Question]:
-    """Return the questions of a JSON-lines question file (blank lines ignored)."""
-    questions = []
+def _records(path: Path):
+    """Yield (line number, parsed record) for each non-blank line of a JSON-lines file."""
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}, line {number}: invalid JSON: {error.msg} (column {error.colno})") from error
-            questions.append(parse_question(record, number))
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Return the questions of a JSON-lines question file (blank lines ignored)."""
+    questions = [parse_question(record, number) for number, record in _records(path)]
     if not questions:
         raise ValueError(f"{path} holds no questions")
     return questions
@@ -231,21 +234,12 @@ class ConversationCase:
 def read_conversations(path: Path) -> list[ConversationCase]:
     """Return the conversations of a JSON-lines file: {"id", "split", "turns": [{"question", "sources", "answers"}]}."""
     cases = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}, line {number}: invalid JSON: {error.msg} (column {error.colno})") from error
-            turns = record.get("turns") if isinstance(record, dict) else None
-            if not isinstance(turns, list) or len(turns) < 2:
-                raise ValueError(f'{path}, line {number}: expected an object with "turns": a list of two or more')
-            split = record.get("split", "dev")
-            cases.append(ConversationCase(str(record.get("id", number)), split, tuple(
-                parse_question(turn, number) for turn in turns
-            )))  # fmt: skip
+    for number, record in _records(path):
+        turns = record.get("turns") if isinstance(record, dict) else None
+        if not isinstance(turns, list) or len(turns) < 2:
+            raise ValueError(f'{path}, line {number}: expected an object with "turns": a list of two or more')
+        questions = tuple(parse_question(turn, number) for turn in turns)
+        cases.append(ConversationCase(str(record.get("id", number)), str(record.get("split", "dev")), questions))
     if not cases:
         raise ValueError(f"{path} holds no conversations")
     return cases
@@ -253,12 +247,11 @@ def read_conversations(path: Path) -> list[ConversationCase]:
 
 def is_conversation_file(path: Path) -> bool:
     """Return True if the first record of a JSON-lines file is a conversation (it has "turns")."""
-    with open(path, encoding="utf-8") as handle:
-        first = next((line for line in handle if line.strip()), "")
     try:
-        return isinstance(json.loads(first), dict) and "turns" in json.loads(first)
-    except json.JSONDecodeError:
-        return False
+        _, first = next(_records(path), (0, None))
+    except ValueError:
+        return False  # reading it as a question file reports the error
+    return isinstance(first, dict) and "turns" in first
 
 
 @dataclass
