@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -75,6 +76,9 @@ _EVENT = re.compile(
     r"(?=\s*(?:[,?;.]|$|\band\b|\bor\b|\bwhen\b))",
     re.IGNORECASE,
 )
+_MAYBE_DATE = re.compile(r"\d|today|yesterday|week|month|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec", re.I)
+"""A cheap test before the date patterns: a question without any of these names no date."""
+_RELATION_WORD = re.compile(r"\b(after|before|since|until|between|following)\b", re.IGNORECASE)
 _TIME_ORDER = re.compile(r"\b(timeline|chronolog\w*|in (?:date|time) order|over time|evolv\w*|sequence)\b", re.I)
 _WHY = re.compile(r"^\s*(?:and\s+|but\s+|so\s+)?why\b|\b(what was the reason|what were the reasons|what caused|"
                   r"how come|for what reason|what (?:is|was) behind)\b", re.IGNORECASE)  # fmt: skip
@@ -179,6 +183,7 @@ class Reading:
         }
 
 
+@lru_cache(maxsize=4096)
 def _outlet_pattern(outlet: str) -> re.Pattern:
     """Return the pattern of an outlet's name or aliases in a question, with a possessive ("Reuters'", "TASS's").
 
@@ -337,12 +342,12 @@ def read_question(question: str, *, outlets=(), latest: str | None = None) -> Re
     """
     today = date.fromisoformat(latest) if latest else date.today()
     found, outlet_spans = named_outlets(question, outlets)
-    dates, date_spans = named_dates(question, today)
+    dates, date_spans = named_dates(question, today) if _MAYBE_DATE.search(question) else (None, [])
     event = None if dates else _EVENT.search(question)
     compare_spans = [m.span() for m in _COMPARE.finditer(question)] if found else []
-    query = _without(question, [*_joined(question, outlet_spans), *date_spans, *compare_spans])
-    relation_words = {m.group(1).lower() for m in re.finditer(r"\b(after|before|since|until|between|following)\b",
-                                                              question, re.IGNORECASE)}  # fmt: skip
+    spans = [*_joined(question, outlet_spans), *date_spans, *compare_spans]
+    query = _without(question, spans) if spans else question
+    relation_words = (dates or event) and _RELATION_WORD.search(question)
     return Reading(
         question,
         query,
@@ -350,7 +355,7 @@ def read_question(question: str, *, outlets=(), latest: str | None = None) -> Re
         dates=dates,
         event=event["event"] if event else None,
         relation=event["rel"].lower() if event else None,
-        time_order=bool(_TIME_ORDER.search(question) or (relation_words and (dates or event))),
+        time_order=bool(_TIME_ORDER.search(question) or relation_words),
         asks_reason=bool(_WHY.search(question)),
         date_words=tuple(question[a:b].strip() for a, b in date_spans),
     )
@@ -399,6 +404,8 @@ class Focus:
     def choose(self, retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
         """Return the candidates rescored, best first: what the question asks for and the previous answer's articles
         up, what that answer quoted left out, and each named outlet's best sentence ahead of the rest."""
+        if not (self.leave_out or self.prefer or self.aspect or self.own_vector is not None or len(self.outlets) > 1):
+            return candidates  # a first question: nothing to rescore
         store = retriever.store
         repeated = _repeats(retriever, candidates, self.leave_out, settings.same_statement)
         own = [0.0] * len(candidates)
