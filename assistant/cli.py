@@ -198,8 +198,8 @@ def _chat(args) -> int:
             continue
         if not question:
             continue
-        answer = assistant.ask(question, history=conversation.questions, filters=filters, settings=settings_)
-        conversation.add(question)
+        answer = assistant.ask(question, history=conversation.turns, filters=filters, settings=settings_)
+        conversation.add(question, answer)
         print("\nAssistant: " + format_answer(answer))
 
 

@@ -80,22 +80,37 @@ _MAYBE_DATE = re.compile(r"\d|today|yesterday|week|month|jan|feb|mar|apr|may|jun
 """A cheap test before the date patterns: a question without any of these names no date."""
 _RELATION_WORD = re.compile(r"\b(after|before|since|until|between|following)\b", re.IGNORECASE)
 _TIME_ORDER = re.compile(r"\b(timeline|chronolog\w*|in (?:date|time) order|over time|evolv\w*|sequence)\b", re.I)
-_WHY = re.compile(r"^\s*(?:and\s+|but\s+|so\s+)?why\b|\b(what was the reason|what were the reasons|what caused|"
-                  r"how come|for what reason|what (?:is|was) behind)\b", re.IGNORECASE)  # fmt: skip
 REASON = re.compile(
-    r"\b(because|since(?! \d)|due to|owing to|as a result|reasons?|(?:main|key|chief|principal|primary|biggest|"
-    r"major|security) concerns?|concerns? (?:about|regarding)|in order to|so that|in light of|caused by|as this is|"
-    r"that is why|which means)\b",
+    r"\b(because|since(?! \d)|due to|owing to|as a result|the result of|resulted from|reasons?|(?:main|key|chief|"
+    r"principal|primary|biggest|major|security) concerns?|concerns? (?:about|regarding)|in order to|so that|"
+    r"in light of|caused by|triggered by|prompted by|came after|in the wake of|blamed|as this is|that is why|"
+    r"which means)\b",
     re.IGNORECASE,
 )
 """Words that give a reason: sentences holding them are preferred for "why" questions."""
+# What a question asks for, and the words of the sentences that give it: (kind, question pattern, sentence pattern).
+ASKS = (
+    ("reason", re.compile(r"^\s*(?:and\s+|but\s+|so\s+)?why\b|\b(what was the reason|what were the reasons|"
+                          r"what caused|how come|for what reason|what (?:is|was) behind)\b", re.I), REASON),
+    ("reaction", re.compile(r"\b(react\w*|respond\w*|response)\b", re.I),
+     re.compile(r"\b(in response|responded|responding|reacted|reaction|in reply|replied|retorted|dismissed|"
+                r"condemned|denounced|welcomed|criticized|criticised)\b", re.I)),
+    ("name", re.compile(r"\bwhat(?:'s| is| was| are| were) (?:it|they|this|that|the \w+) (?:called|named|known as)\b|"
+                        r"\bwhat(?:'s| is| was) (?:its|their|the) name\b", re.I),
+     re.compile(r"\b(known as|called|named|dubbed|stands for|branded|name)\b", re.I)),
+)  # fmt: skip
 
 
-def reason_pattern(question: str) -> re.Pattern:
-    """Return the pattern of a reason for `question`: REASON, or a purpose after its words ("call ... to discuss")."""
-    words = "|".join(re.escape(term) for term in terms(question))
-    purpose = rf"|\b(?:{words})\w*(?:\W+\w+){{0,8}}?\W+to \w+" if words else ""
-    return re.compile(REASON.pattern + purpose, re.IGNORECASE)
+def wanted_pattern(asks: str, words: str = "") -> re.Pattern:
+    """Return the pattern of sentences giving what a question asks for (a reason, a reaction, a name).
+
+    For a reason, a purpose after the question's own `words` counts too ("Why did he call him?": "call ... to
+    discuss").
+    """
+    pattern = next(sentence for kind, _, sentence in ASKS if kind == asks)
+    terms_ = "|".join(re.escape(term) for term in terms(words)) if asks == "reason" else ""
+    purpose = rf"|\b(?:{terms_})\w*(?:\W+\w+){{0,8}}?\W+to \w+" if terms_ else ""
+    return re.compile(pattern.pattern + purpose, re.IGNORECASE)
 
 
 _COMPARE = re.compile(r"^\s*(?:please\s+)?(?:compare|contrast)\b\s*|\bcompared?\b", re.IGNORECASE)
@@ -139,7 +154,7 @@ class DateRange:
 
 @dataclass(frozen=True)
 class Reading:
-    """What a question names besides its topic: outlets, a date range, an event, a wish for time order or reasons."""
+    """What a question names besides its topic: outlets, a date range, an event, a wish for time order, what it asks."""
 
     question: str
     query: str
@@ -151,7 +166,8 @@ class Reading:
     relation: str | None = None
     """How the time asked about relates to the event: after, before, since or following."""
     time_order: bool = False
-    asks_reason: bool = False
+    asks: str | None = None
+    """What the question asks for, when sentences show it by their words: "reason", "reaction" or "name"."""
     date_words: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -179,7 +195,7 @@ class Reading:
             "date_to": self.dates.last if self.dates else None,
             "event": self.event,
             "time_order": self.time_order,
-            "asks_reason": self.asks_reason,
+            "asks": self.asks,
         }
 
 
@@ -356,7 +372,7 @@ def read_question(question: str, *, outlets=(), latest: str | None = None) -> Re
         event=event["event"] if event else None,
         relation=event["rel"].lower() if event else None,
         time_order=bool(_TIME_ORDER.search(question) or relation_words),
-        asks_reason=bool(_WHY.search(question)),
+        asks=next((kind for kind, asking, _ in ASKS if asking.search(question)), None),
         date_words=tuple(question[a:b].strip() for a, b in date_spans),
     )
 
@@ -364,6 +380,8 @@ def read_question(question: str, *, outlets=(), latest: str | None = None) -> Re
 ASPECT_WEIGHT = 0.3
 """Added to a follow-up's candidate score for holding all of the terms that the follow-up adds to the earlier turns,
 and again times its similarity to the follow-up question alone."""
+CONTEXT_PASSAGES = 2
+"""Passages searched in the articles the previous answer cited, added to a conversation's search."""
 CONTEXT_WEIGHT = 0.15
 """Added to the score of a sentence from an article the previous answer cited: a chat stays on its articles."""
 
@@ -376,7 +394,7 @@ class Focus:
     outlets: tuple[str, ...] = ()
     """Named outlets, each searched apart so that each gets its version."""
     prefer: re.Pattern | None = None
-    """Sentences matching it are preferred (REASON for "why" questions)."""
+    """Sentences matching it are preferred (REASON for "why" questions, see ASKS)."""
     leave_out: frozenset[tuple[str, int, int]] = frozenset()
     """Spans (article id, start, end) the previous answer cited: they, and what says the same, are not quoted again
     unless they hold what the question asks for (a new term, a reason, a number or name asked for)."""
@@ -388,18 +406,25 @@ class Focus:
     """The ids of the articles the previous answer cited."""
 
     def search(self, retriever: Retriever, query: str, *, k: int, filters: Filters | None, query_vector) -> list[Hit]:
-        """Return the best passages for `query`; with several named outlets, each outlet's best in turn."""
-        if len(self.outlets) < 2:
+        """Return the best passages for `query`: with several named outlets, each outlet's best in turn; in a
+        conversation, the best ones from the articles the previous answer cited after them."""
+        if len(self.outlets) < 2 and not self.context:
             return retriever.search(query, k=k, filters=filters, query_vector=query_vector)
         filters = filters or Filters()
-        each = [replace(filters, outlets=frozenset({outlet})) for outlet in self.outlets]
+        each = [replace(filters, outlets=frozenset({outlet})) for outlet in self.outlets] or [filters]
         rankings = [retriever.search(query, k=k, filters=one, query_vector=query_vector) for one in each]
         merged: dict[int, Hit] = {}
         for rank in range(k):
             for ranking in rankings:
                 if rank < len(ranking):
                     merged.setdefault(ranking[rank].row, ranking[rank])
-        return list(merged.values())[:k]
+        hits = list(merged.values())[:k]
+        if self.context:
+            context = replace(filters, articles=self.context)
+            found = {hit.row for hit in hits}
+            more = retriever.search(query, k=CONTEXT_PASSAGES, filters=context, query_vector=query_vector)
+            hits += [hit for hit in more if hit.row not in found]
+        return hits
 
     def choose(self, retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
         """Return the candidates rescored, best first: what the question asks for and the previous answer's articles

@@ -9,7 +9,7 @@ from pathlib import Path
 from assistant.answer import Answer, AnswerSettings, answer_question, quote
 from assistant.conversation import Turn, asks_to_repeat, contextual_query, is_follow_up, new_terms
 from assistant.overview import CorpusOverview, corpus_overview
-from assistant.question import Focus, Reading, event_dates, lead_candidates, read_question, reason_pattern, related
+from assistant.question import Focus, Reading, event_dates, lead_candidates, read_question, related, wanted_pattern
 from assistant.retrieval import Filters, Retriever
 from assistant.timeline import in_time_order
 from embeddings import store as index_store
@@ -110,7 +110,7 @@ class Assistant:
         else:
             query = contextual_query(reading.query, earlier_queries)
             # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason.
-            prefer = reason_pattern(reading.query if follow_up else "") if reading.asks_reason else None
+            prefer = wanted_pattern(reading.asks, reading.query if follow_up else "") if reading.asks else None
             context = frozenset(article_id for article_id, _, _ in previous)
             focus = Focus(tuple(sorted(reading.outlets or ())), prefer, leave_out, aspect, own_vector, context)
             answer = answer_question(

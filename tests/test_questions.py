@@ -105,3 +105,23 @@ def test_an_event_no_article_dates_filters_nothing(seed_assistant):
     answer = seed_assistant.ask("What did Western countries do after Putin suspended the nuclear arms treaty?")
     assert answer.evidence["reading"]["date_from"] is None
     assert any("uncompromising condemnation" in c.excerpt for c in answer.citations)  # in the undated 003 article
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [("Why did he say that?", "reason"), ("What caused it?", "reason"),
+     ("How did the Kremlin react to that?", "reaction"), ("What is it called?", "name"),
+     ("Who did Belousov call?", None), ("How did Peskov describe the summit?", None)],
+)  # fmt: skip
+def test_what_a_question_asks_for_is_read(question, asks):
+    assert read_question(question, outlets=OUTLETS, latest=LATEST).asks == asks
+
+
+def test_off_topic_follow_ups_are_still_declined(seed_assistant):
+    history = ["How did Peskov describe the results of the NATO summit?"]
+    for question in (
+        "How do I bake sourdough bread?",
+        "Who won the 2018 FIFA World Cup?",
+        "What is the capital of Australia?",
+    ):
+        assert seed_assistant.ask(question, history=history).abstained
