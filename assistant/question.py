@@ -147,10 +147,6 @@ class DateRange:
     first: str | None
     last: str | None
 
-    def admits(self, day: str) -> bool:
-        """Return True if the ISO day falls in the range."""
-        return (self.first is None or day >= self.first) and (self.last is None or day <= self.last)
-
 
 @dataclass(frozen=True)
 class Reading:
@@ -168,7 +164,6 @@ class Reading:
     time_order: bool = False
     asks: str | None = None
     """What the question asks for, when sentences show it by their words: "reason", "reaction" or "name"."""
-    date_words: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def only_dates(self) -> bool:
@@ -373,7 +368,6 @@ def read_question(question: str, *, outlets=(), latest: str | None = None) -> Re
         relation=event["rel"].lower() if event else None,
         time_order=bool(_TIME_ORDER.search(question) or relation_words),
         asks=next((kind for kind, asking, _ in ASKS if asking.search(question)), None),
-        date_words=tuple(question[a:b].strip() for a, b in date_spans),
     )
 
 
