@@ -138,12 +138,14 @@ class Assistant:
     def _cited(self, turns: list[Turn], filters: Filters | None, settings: AnswerSettings) -> frozenset:
         """Return the spans the last turn's answer cited, answering its question again if they are not known.
 
-        The question is answered again with the two turns before it, all that a follow-up builds on.
+        The question is answered again with the two turns before it as bare questions whose answers are taken as
+        quoting nothing, so that one earlier answer is made again, not a chain of them.
         """
         last = turns[-1]
         if last.cited is not None:
             return last.cited
-        again = self.ask(last.question, history=turns[-3:-1], filters=filters, settings=settings)
+        before = [Turn(turn.question, frozenset()) for turn in turns[-3:-1]]
+        again = self.ask(last.question, history=before, filters=filters, settings=settings)
         return Turn.of(last.question, again).cited
 
     def _leads(self, question: str, reading: Reading, filters: Filters, settings: AnswerSettings) -> Answer:
