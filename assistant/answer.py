@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +14,9 @@ from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
 from embeddings.terms import terms
+
+if TYPE_CHECKING:
+    from assistant.question import Focus  # the question's reading builds on answers
 
 DECLINE = "The articles don't cover this."
 DECLINE_MODEL = DeclineModel.load()
@@ -291,6 +296,7 @@ def answer_question(
     query: str | None = None,
     filters: Filters | None = None,
     settings: AnswerSettings = AnswerSettings(),
+    focus: Focus | None = None,
 ) -> Answer:
     """Return a cited, extractive answer to `question`, or a declined one when the articles don't cover it.
 
@@ -300,11 +306,14 @@ def answer_question(
         query: the text to search with, when it differs from the question (a follow-up made self-contained).
         filters: restrict the sources by outlet or date.
         settings: retrieval depth, answer length and decline thresholds.
+        focus: how the question's reading searches and picks what to quote (assistant/question.py); the decline
+            sees the candidates before it picks.
     """
     query = query or question
     store = retriever.store  # another thread may swap the retriever's index; the answer keeps the one it used
     query_vector = retriever.encode_query(query)
-    hits = retriever.search(query, k=settings.passages, filters=filters, query_vector=query_vector)
+    search = retriever.search if focus is None else partial(focus.search, retriever)
+    hits = search(query, k=settings.passages, filters=filters, query_vector=query_vector)
     weights = _term_weights(retriever, set(terms(query)))
     shape = _answer_shape(query)
     candidates = _candidates(retriever, hits, query, query_vector, weights, shape, settings) if hits else []
@@ -320,14 +329,29 @@ def answer_question(
     threshold = DECLINE_MODEL.threshold if settings.min_answer_probability is None else settings.min_answer_probability
     if probability < threshold:
         return Answer(question, True, query=query, evidence=judged | {"reason": "weak evidence"}, store=store)
+    if focus is not None:
+        candidates = focus.choose(retriever, candidates, settings)
+    return quote(question, retriever, candidates, settings, query=query, evidence=judged, store=store)
 
+
+def quote(
+    question: str,
+    retriever: Retriever,
+    candidates: list[Candidate],
+    settings: AnswerSettings,
+    *,
+    query: str,
+    evidence: dict,
+    store: Store,
+) -> Answer:
+    """Return the answer quoting the best of `candidates` (best first), each statement with its versions' citations."""
     citations: list[Citation] = []
     statements: list[Statement] = []
     for chosen in _select(retriever, candidates, settings):
         versions = [_citation(retriever, source, len(citations) + n) for n, source in enumerate(chosen.versions, 1)]
         citations += versions
         statements.append(_statement(versions))
-    return Answer(question, False, statements, citations, query, judged, store)
+    return Answer(question, False, statements, citations, query, evidence, store)
 
 
 def _statement(versions: list[Citation]) -> Statement:

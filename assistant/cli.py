@@ -1,4 +1,4 @@
-"""Command line: `assistant index`, `assistant ask`, `assistant chat` and `assistant eval`."""
+"""Command line: `assistant index`, `assistant ask`, `assistant timeline`, `assistant chat` and `assistant eval`."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     _answer_options(ask)
     common(ask)
 
+    timeline = commands.add_parser("timeline", help="the statements answering a question, in date order")
+    timeline.add_argument("question", help='the question, e.g. "What did the Kremlin say after the summit?"')
+    timeline.add_argument("--json", action="store_true", help="print the timeline as JSON")
+    _answer_options(timeline, statements=TIMELINE_STATEMENTS)
+    common(timeline)
+
     chat = commands.add_parser("chat", help="an interactive chat in the terminal, with follow-up questions")
     _answer_options(chat)
     common(chat)
@@ -61,11 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _answer_options(command: argparse.ArgumentParser) -> None:
+TIMELINE_STATEMENTS = 8
+"""Most statements a timeline lists by default."""
+
+
+def _answer_options(command: argparse.ArgumentParser, *, statements: int = 3) -> None:
     command.add_argument("--outlet", action="append", help="only cite this outlet (repeatable)")
     command.add_argument("--since", metavar="YYYY-MM-DD", help="only cite articles dated on or after this day")
     command.add_argument("--until", metavar="YYYY-MM-DD", help="only cite articles dated on or before this day")
-    command.add_argument("--max-sentences", type=int, default=3, help="most sentences quoted (default 3)")
+    command.add_argument(
+        "--max-sentences", type=int, default=statements, help=f"most sentences quoted (default {statements})"
+    )
 
 
 def _filters(args):
@@ -152,6 +164,18 @@ def _ask(args) -> int:
     return status
 
 
+def _timeline(args) -> int:
+    from assistant.service import Assistant
+    from assistant.timeline import Timeline, in_time_order
+
+    answer = Assistant(args.index_dir, model_path=args.model).ask(
+        args.question, filters=_filters(args), settings=_settings(args)
+    )
+    timeline = Timeline(in_time_order(answer))
+    print(json.dumps(timeline.to_json(), ensure_ascii=False, indent=2) if args.json else timeline.text())
+    return OK
+
+
 def _chat(args) -> int:
     from assistant.conversation import Conversation
     from assistant.service import Assistant
@@ -177,17 +201,19 @@ def _chat(args) -> int:
             continue
         if not question:
             continue
-        answer = assistant.ask(question, history=conversation.questions, filters=filters, settings=settings_)
-        conversation.add(question)
+        answer = assistant.ask(question, history=conversation.turns, filters=filters, settings=settings_)
+        conversation.add(question, answer)
         print("\nAssistant: " + format_answer(answer))
 
 
 def _eval(args) -> int:
-    from assistant.evaluate import evaluate, read_questions, sample
+    from assistant.evaluate import evaluate, is_conversation_file, read_questions, sample
     from assistant.service import Assistant
 
     if bool(args.questions) == bool(args.squad):
         raise ValueError("give either a question file or --squad FILE, e.g. assistant eval eval/seeds.jsonl")
+    if args.questions and is_conversation_file(args.questions):
+        return _eval_conversations(args)
     if args.squad:
         from assistant.squad import read_squad, write_articles
         from embeddings.indexer import update_index
@@ -200,13 +226,27 @@ def _eval(args) -> int:
     report = evaluate(
         Assistant(args.index_dir, model_path=args.model), sample(questions, args.limit), settings=_settings(args)
     )
+    _print_report(report, args.report)
+    return OK
+
+
+def _eval_conversations(args) -> int:
+    from assistant.evaluate import evaluate_conversations, read_conversations
+    from assistant.service import Assistant
+
+    assistant = Assistant(args.index_dir, model_path=args.model)
+    report = evaluate_conversations(assistant, read_conversations(args.questions), settings=_settings(args))
+    _print_report(report, args.report)
+    return OK
+
+
+def _print_report(report, path: Path | None) -> None:
     for failure in report.failures():
         print(f"FAIL {failure['question']!r}: {'; '.join(failure['problems'])}")
     print(report.table())
-    if args.report:
-        args.report.write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
-        print(f"Report: {args.report}")
-    return OK
+    if path:
+        path.write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"Report: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.index_dir = args.index_dir or settings.index_dir()
     try:
-        return {"index": _index, "ask": _ask, "chat": _chat, "eval": _eval}[args.command](args)
+        return {"index": _index, "ask": _ask, "timeline": _timeline, "chat": _chat, "eval": _eval}[args.command](args)
     except (StoreError, ModelError, ValueError, OSError) as error:
         print(f"assistant {args.command}: {error}", file=sys.stderr)
         return FAILED

@@ -1,10 +1,11 @@
-"""Conversation: follow-up questions made self-contained with the earlier turns."""
+"""Conversation: follow-up questions made self-contained with the earlier turns, and what those turns quoted."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
+from embeddings import settings
 from embeddings.terms import terms
 
 # Words that point back to something named in an earlier turn.
@@ -16,12 +17,24 @@ _ANAPHORA = re.compile(
 _CAPITALISED = re.compile(r"\b[A-Z][\w’'-]*")
 _PERSON = re.compile(r"\b(he|she|him|her|his|hers|they|them|their|theirs)\b", re.IGNORECASE)
 _TOPIC = re.compile(r"\b(it|its|this|that|these|those|there|then)\b", re.IGNORECASE)
+_REPEAT = re.compile(r"\b(again|repeat|re-?quote|once more|exact (?:words|quote)|exactly)\b", re.IGNORECASE)
 _CONTINUATION = re.compile(r"^\s*(and|but|so|what about|how about|why|why not|what else)\b", re.IGNORECASE)
 
 
 def is_follow_up(question: str) -> bool:
     """Return True if the question leans on earlier turns: a pronoun, a continuation, or almost no content words."""
     return bool(_ANAPHORA.search(question) or _CONTINUATION.match(question)) or len(terms(question)) <= 1
+
+
+def asks_to_repeat(question: str) -> bool:
+    """Return True if the question asks for the earlier answer again ("Quote that again", "What exactly was said?")."""
+    return bool(_REPEAT.search(question))
+
+
+def new_terms(question: str, history: list[str], *, turns: int = 2) -> frozenset[str]:
+    """Return the terms a follow-up adds to the recent questions: the new aspect it asks about."""
+    earlier = {term for question in history[-turns:] for term in terms(question)}
+    return frozenset(terms(question)) - earlier
 
 
 def _named(earlier: str) -> list[str]:
@@ -45,13 +58,37 @@ def contextual_query(question: str, history: list[str], *, turns: int = 2) -> st
     return " ".join([*history[-turns:], question])
 
 
+Span = tuple[str, int, int]
+"""A cited span: article id, start, end."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One asked question and the spans its answer cited (None when only the question is known)."""
+
+    question: str
+    cited: frozenset[Span] | None = None
+
+    @classmethod
+    def of(cls, question: str, answer=None) -> Turn:
+        """Return the turn of `question` answered by `answer` (an Answer, or None if not known)."""
+        if answer is None:
+            return cls(question)
+        return cls(question, frozenset((c.article_id, c.start, c.end) for c in answer.citations))
+
+
 @dataclass
 class Conversation:
-    """The questions asked so far in one chat, oldest first, bounded to the most recent `limit`."""
+    """The turns of one chat so far, oldest first, bounded to the most recent `limit` (the history setting)."""
 
-    questions: list[str] = field(default_factory=list)
-    limit: int = 50
+    turns: list[Turn] = field(default_factory=list)
+    limit: int = field(default_factory=settings.history_turns)
 
-    def add(self, question: str) -> None:
-        """Record an asked question."""
-        self.questions = [*self.questions, question][-self.limit :]
+    @property
+    def questions(self) -> list[str]:
+        """Return the questions asked so far, oldest first."""
+        return [turn.question for turn in self.turns]
+
+    def add(self, question: str, answer=None) -> None:
+        """Record an asked question and, when given, its answer's cited spans (follow-ups leave them out)."""
+        self.turns = [*self.turns, Turn.of(question, answer)][-self.limit :]

@@ -87,11 +87,16 @@ class EvalReport:
 
     def table(self) -> str:
         """Return the metrics as a two-column Markdown table."""
-        rows = ["| metric | value |", "|---|---|"]
-        for name, value in self.metrics.items():
-            shown = "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
-            rows.append(f"| {name} | {shown} |")
-        return "\n".join(rows)
+        return metrics_table(self.metrics)
+
+
+def metrics_table(metrics: dict) -> str:
+    """Return metrics as a two-column Markdown table."""
+    rows = ["| metric | value |", "|---|---|"]
+    for name, value in metrics.items():
+        shown = "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+        rows.append(f"| {name} | {shown} |")
+    return "\n".join(rows)
 
 
 def _strings(record: dict, key: str, number: int) -> tuple[str, ...]:
@@ -114,18 +119,21 @@ def parse_question(record: object, number: int) -> Question:
     return Question(record["question"], history, sources, answers)
 
 
-def read_questions(path: Path) -> list[Question]:
-    """Return the questions of a JSON-lines question file (blank lines ignored)."""
-    questions = []
+def _records(path: Path):
+    """Yield (line number, parsed record) for each non-blank line of a JSON-lines file."""
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}, line {number}: invalid JSON: {error.msg} (column {error.colno})") from error
-            questions.append(parse_question(record, number))
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Return the questions of a JSON-lines question file (blank lines ignored)."""
+    questions = [parse_question(record, number) for number, record in _records(path)]
     if not questions:
         raise ValueError(f"{path} holds no questions")
     return questions
@@ -212,3 +220,120 @@ def sample(questions: list[Question], limit: int | None) -> list[Question]:
     if limit is None or limit >= len(questions):
         return questions
     return [questions[i * len(questions) // limit] for i in range(limit)]
+
+
+@dataclass(frozen=True)
+class ConversationCase:
+    """One evaluation conversation: its turns in order (each a Question with gold), and its split (dev or test)."""
+
+    id: str
+    split: str
+    turns: tuple[Question, ...]
+
+
+def read_conversations(path: Path) -> list[ConversationCase]:
+    """Return the conversations of a JSON-lines file: {"id", "split", "turns": [{"question", "sources", "answers"}]}."""
+    cases = []
+    for number, record in _records(path):
+        turns = record.get("turns") if isinstance(record, dict) else None
+        if not isinstance(turns, list) or len(turns) < 2:
+            raise ValueError(f'{path}, line {number}: expected an object with "turns": a list of two or more')
+        questions = tuple(parse_question(turn, number) for turn in turns)
+        cases.append(ConversationCase(str(record.get("id", number)), str(record.get("split", "dev")), questions))
+    if not cases:
+        raise ValueError(f"{path} holds no conversations")
+    return cases
+
+
+def is_conversation_file(path: Path) -> bool:
+    """Return True if the first record of a JSON-lines file is a conversation (it has "turns")."""
+    try:
+        _, first = next(_records(path), (0, None))
+    except ValueError:
+        return False  # reading it as a question file reports the error
+    return isinstance(first, dict) and "turns" in first
+
+
+@dataclass
+class FollowUp:
+    """What the assistant did with one follow-up: whether it cited the asked-for fact or re-quoted the last answer."""
+
+    conversation: str
+    split: str
+    question: Question
+    cites_fact: bool
+    repeats_previous: bool
+    cited: list[str]
+    first_excerpt: str
+
+
+def cites_fact(question: Question, answer: Answer) -> bool:
+    """Return True if a citation from one of the question's gold sources holds one of its answer strings."""
+    return any(
+        c.article_id in question.sources and contains_answer(c.excerpt, question.answers) for c in answer.citations
+    )
+
+
+def evaluate_conversations(
+    assistant: Assistant, cases: list[ConversationCase], *, settings: AnswerSettings | None = None
+) -> ConversationReport:
+    """Return the report of holding each conversation as a chat does: every turn asked with the earlier turns."""
+    from assistant.conversation import Turn
+
+    follow_ups = []
+    for case in cases:
+        history: list[Turn] = []
+        for position, question in enumerate(case.turns):
+            answer = assistant.ask(question.question, history=history, settings=settings)
+            if position:
+                earlier = history[-1].cited or frozenset()
+                spans = {(c.article_id, c.start, c.end) for c in answer.citations}
+                follow_ups.append(FollowUp(
+                    case.id, case.split, question, cites_fact(question, answer), bool(spans & earlier),
+                    [c.article_id for c in answer.citations], answer.citations[0].excerpt if answer.citations else "",
+                ))  # fmt: skip
+            history.append(Turn.of(question.question, answer))
+    metrics = {"conversations": len(cases), "follow-ups": len(follow_ups)}
+    for split in ("dev", "test", None):
+        chosen = [f for f in follow_ups if split is None or f.split == split]
+        name = split or "all"
+        metrics[f"follow-ups citing the asked-for fact ({name})"] = _rate(
+            sum(f.cites_fact for f in chosen), len(chosen)
+        )
+    metrics["follow-ups re-quoting the previous answer"] = sum(f.repeats_previous for f in follow_ups)
+    return ConversationReport(metrics, follow_ups)
+
+
+@dataclass
+class ConversationReport:
+    """The metrics of a conversation run and its follow-ups."""
+
+    metrics: dict
+    follow_ups: list[FollowUp]
+
+    def failures(self) -> list[dict]:
+        """Return one record per follow-up that did not cite the asked-for fact."""
+        return [
+            {
+                "conversation": f.conversation,
+                "question": f.question.question,
+                "problems": ["the asked-for fact is not cited"],
+                "answers": list(f.question.answers),
+                "cited": f.cited,
+                "first_excerpt": f.first_excerpt,
+            }
+            for f in self.follow_ups
+            if not f.cites_fact
+        ]
+
+    def to_json(self) -> dict:
+        """Return the report as JSON: metrics, failures and every follow-up."""
+        return {
+            "metrics": self.metrics,
+            "failures": self.failures(),
+            "follow_ups": [asdict(f) for f in self.follow_ups],
+        }
+
+    def table(self) -> str:
+        """Return the metrics as a two-column Markdown table."""
+        return metrics_table(self.metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from dataclasses import dataclass
 
@@ -17,6 +18,13 @@ class CorpusOverview:
     outlets: dict[str, int]
     first_date: str | None
     last_date: str | None
+    dates: tuple[str, ...] = ()
+    """Every article date, sorted (an article without a date has none here)."""
+
+    def has_dates_in(self, first: str | None, last: str | None) -> bool:
+        """Return True if some article is dated from `first` to `last` (inclusive; None leaves that end open)."""
+        at = bisect.bisect_left(self.dates, first or "")
+        return at < len(self.dates) and (last is None or self.dates[at] <= last)
 
     def summary(self) -> str:
         """Return a sentence saying what the corpus covers: articles, outlets and dates."""
@@ -41,4 +49,5 @@ def corpus_overview(store: Store) -> CorpusOverview:
         outlets=dict(sorted(outlets.items(), key=lambda item: (-item[1], item[0]))),
         first_date=dates[0] if dates else None,
         last_date=dates[-1] if dates else None,
+        dates=tuple(dates),
     )

@@ -18,15 +18,18 @@ from embeddings.terms import term_set, terms
 
 @dataclass(frozen=True)
 class Filters:
-    """Which articles a search may return: by outlet and by date range (YYYY-MM-DD, inclusive)."""
+    """Which articles a search may return: by outlet, by date range (YYYY-MM-DD, inclusive) and by id."""
 
     outlets: frozenset[str] | None = None
     date_from: str | None = None
     date_to: str | None = None
+    articles: frozenset[str] | None = None
 
     def admits(self, article: Article) -> bool:
         """Return True if the article passes every filter; articles without a date fail a date range."""
         if self.outlets is not None and article.outlet not in self.outlets:
+            return False
+        if self.articles is not None and article.id not in self.articles:
             return False
         if self.date_from or self.date_to:
             if article.date is None:
@@ -38,7 +41,7 @@ class Filters:
     @property
     def active(self) -> bool:
         """Return True if any filter is set."""
-        return self.outlets is not None or bool(self.date_from or self.date_to)
+        return self.outlets is not None or self.articles is not None or bool(self.date_from or self.date_to)
 
 
 @dataclass(frozen=True)

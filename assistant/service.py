@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
-from assistant.answer import Answer, AnswerSettings, answer_question
-from assistant.conversation import contextual_query
+from assistant.answer import Answer, AnswerSettings, answer_question, quote
+from assistant.conversation import Turn, asks_to_repeat, contextual_query, is_follow_up, new_terms
 from assistant.overview import CorpusOverview, corpus_overview
+from assistant.question import Focus, Reading, event_dates, lead_candidates, read_question, related, wanted_pattern
 from assistant.retrieval import Filters, Retriever
+from assistant.timeline import in_time_order
 from embeddings import store as index_store
 from embeddings.encoder import Encoder, encoder_for_index
 
@@ -74,15 +77,83 @@ class Assistant:
         self,
         question: str,
         *,
-        history: list[str] = (),
+        history: list[str | Turn] = (),
         filters: Filters | None = None,
         settings: AnswerSettings | None = None,
     ) -> Answer:
-        """Return the cited answer to `question`, reading follow-ups in the light of `history` (oldest first)."""
+        """Return the cited answer to `question`, reading follow-ups in the light of `history` (oldest first).
+
+        `history` holds earlier questions, or Turns with the spans their answers cited (for a bare question, its
+        answer is made again). What the previous answer quoted is demoted unless asked for again; its articles and,
+        in a follow-up, what the follow-up adds (its new words, its own meaning, reasons for "why") are preferred.
+        """
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
-        query = contextual_query(question, list(history))
-        return answer_question(
-            question, retriever=self.retriever, query=query, filters=filters, settings=settings or AnswerSettings()
-        )
+        settings = settings or AnswerSettings()
+        turns = [turn if isinstance(turn, Turn) else Turn(turn) for turn in history]
+        reading = self.read(question)
+        follow_up = bool(turns) and is_follow_up(reading.query)
+        aspect, own_vector = frozenset(), None
+        earlier = [self.read(turn.question) for turn in turns[-2:]]  # a follow-up builds on the last two
+        earlier_queries = [e.query for e in earlier]
+        if follow_up:
+            aspect = new_terms(reading.query, earlier_queries)
+            own_vector = self.encoder.encode([reading.query])[0]
+            if reading.outlets is None and reading.dates is None:  # "And about NATO?" keeps the earlier outlets, dates
+                reading = replace(reading, outlets=earlier[-1].outlets, dates=earlier[-1].dates)
+        previous = self._cited(turns, filters, settings) if turns else frozenset()
+        leave_out = frozenset() if asks_to_repeat(question) else previous
+        narrowed = reading.filters(filters)
+        if reading.only_dates:
+            answer = self._leads(question, reading, narrowed, settings)
+        else:
+            query = contextual_query(reading.query, earlier_queries)
+            # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason.
+            prefer = wanted_pattern(reading.asks, reading.query if follow_up else "") if reading.asks else None
+            context = frozenset(article_id for article_id, _, _ in previous)
+            focus = Focus(tuple(sorted(reading.outlets or ())), prefer, leave_out, aspect, own_vector, context)
+            answer = answer_question(
+                question, retriever=self.retriever, query=query, filters=narrowed, settings=settings, focus=focus
+            )
+        answer = replace(answer, evidence=answer.evidence | {"reading": reading.to_json()})
+        return in_time_order(answer) if reading.time_order and not answer.abstained else answer
+
+    def read(self, question: str) -> Reading:
+        """Return the reading of `question` over this corpus: its outlets, and dates that some article has.
+
+        A date range no article falls in is left in the query (it may be a date the text mentions); an event
+        ("after the summit") is dated from the articles, or dropped when no article dates it.
+        """
+        overview = self.overview()
+        reading = read_question(question, outlets=overview.outlets, latest=overview.last_date)
+        if reading.event is not None:
+            named = event_dates(self.retriever, reading.event, overview.last_date)
+            dates = related(reading.relation, *named) if named else None
+            reading = replace(reading, dates=dates, event=reading.event if dates else None, time_order=bool(dates))
+        if reading.dates is not None and not overview.has_dates_in(reading.dates.first, reading.dates.last):
+            reading = replace(reading, query=question, dates=None, time_order=bool(reading.event))
+        return reading
+
+    def _cited(self, turns: list[Turn], filters: Filters | None, settings: AnswerSettings) -> frozenset:
+        """Return the spans the last turn's answer cited, answering its question again if they are not known.
+
+        The question is answered again with the two turns before it as bare questions whose answers are taken as
+        quoting nothing, so that one earlier answer is made again, not a chain of them.
+        """
+        last = turns[-1]
+        if last.cited is not None:
+            return last.cited
+        before = [Turn(turn.question, frozenset()) for turn in turns[-3:-1]]
+        again = self.ask(last.question, history=before, filters=filters, settings=settings)
+        return Turn.of(last.question, again).cited
+
+    def _leads(self, question: str, reading: Reading, filters: Filters, settings: AnswerSettings) -> Answer:
+        """Return the answer to a question naming only dates: the lead sentences of the articles of those dates."""
+        store = self.store
+        leads = lead_candidates(self.retriever, filters)
+        evidence = {"retrieved": [[c.hit.article.id, c.hit.start, c.hit.end] for c in leads], "reason": "dates only"}
+        if not leads:
+            return Answer(question, True, query=reading.query, evidence=evidence | {"reason": "no article dated so"},
+                          store=store)  # fmt: skip
+        return quote(question, self.retriever, leads, settings, query=reading.query, evidence=evidence, store=store)

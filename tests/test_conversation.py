@@ -1,0 +1,76 @@
+"""Follow-ups: they quote what they ask for, not the previous answer again; conversations bounded by the setting."""
+
+from __future__ import annotations
+
+import json
+
+from assistant.cli import main
+from assistant.conversation import Conversation, Turn
+from embeddings import settings
+from tests.test_answers import assert_exact_spans
+
+NATO = "How did Peskov describe the results of the NATO summit?"
+REASON = ("main concern", "key concern", "Russia’s concerns")
+
+
+def test_why_after_the_nato_question_cites_peskovs_reason_not_the_first_answer(seed_assistant):
+    conversation = Conversation()
+    first = seed_assistant.ask(NATO, history=conversation.turns)
+    conversation.add(NATO, first)
+    follow_up = seed_assistant.ask("Why did he say that?", history=conversation.turns)
+    assert not follow_up.abstained, follow_up.evidence
+    first_spans = {(c.article_id, c.start, c.end) for c in first.citations}
+    assert not first_spans & {(c.article_id, c.start, c.end) for c in follow_up.citations}  # nothing re-quoted
+    reasons = [c for c in follow_up.citations if any(words in c.excerpt for words in REASON)]
+    assert {c.article_id[:3] for c in reasons} & {"000", "002"}  # TASS or the 002 report carry the reason
+    assert any(words in follow_up.statements[0].text for words in REASON)  # and it is said first
+    assert_exact_spans(follow_up)
+
+
+def test_a_history_of_bare_questions_answers_the_earlier_question_again(seed_assistant):
+    with_turns = seed_assistant.ask("Why did he say that?", history=[Turn.of(NATO, seed_assistant.ask(NATO))])
+    with_questions = seed_assistant.ask("Why did he say that?", history=[NATO])
+    assert with_questions.to_json() == with_turns.to_json()
+
+
+def test_a_follow_up_that_asks_again_quotes_the_earlier_answer(seed_assistant):
+    china = "What did Peskov say about China?"
+    again = seed_assistant.ask("Quote that again, please.", history=[Turn.of(china, seed_assistant.ask(china))])
+    assert any("China is a huge, powerful country" in c.excerpt for c in again.citations)
+
+
+def test_a_follow_up_whose_fact_is_in_the_earlier_sentence_still_quotes_it(seed_assistant):
+    question = "Who did Defense Minister Andrey Belousov call?"
+    follow_up = seed_assistant.ask("What did they discuss?", history=[Turn.of(question, seed_assistant.ask(question))])
+    assert any("reducing the risk of possible escalation" in c.excerpt for c in follow_up.citations)
+
+
+def test_conversation_keeps_as_many_turns_as_the_setting(monkeypatch):
+    assert Conversation().limit == settings.history_turns() == 30
+    monkeypatch.setenv("ASSISTANT_HISTORY_TURNS", "2")
+    conversation = Conversation()
+    for question in ("one?", "two?", "three?"):
+        conversation.add(question)
+    assert conversation.questions == ["two?", "three?"] and conversation.turns[0] == Turn("two?")
+
+
+def test_eval_of_a_conversation_file_reports_follow_ups_citing_the_fact(seed_index, tmp_path, capsys):
+    seeds = "000_a59ac2337c62729e", "002_33777394e2f2ac98", "004_aa9b3008a461e9e9"
+    cases = [
+        {"id": "a", "split": "dev", "turns": [
+            {"question": NATO, "sources": list(seeds), "answers": ["alarming", "threatening"]},
+            {"question": "Why did he say that?", "sources": list(seeds), "answers": list(REASON)}]},
+        {"id": "b", "split": "test", "turns": [
+            {"question": "Who did Andrey Belousov call?", "sources": [seeds[2]], "answers": ["Austin"]},
+            {"question": "What did they discuss?", "sources": [seeds[2]], "answers": ["no such words"]}]},
+    ]  # fmt: skip
+    path = tmp_path / "conversations.jsonl"
+    path.write_text("".join(json.dumps(case) + "\n" for case in cases), encoding="utf-8")
+    report = tmp_path / "report.json"
+    assert main(["eval", str(path), "--index-dir", str(seed_index), "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "| follow-ups citing the asked-for fact (dev) | 1.000 |" in out
+    assert "| follow-ups citing the asked-for fact (test) | 0.000 |" in out
+    assert "| follow-ups citing the asked-for fact (all) | 0.500 |" in out
+    assert "FAIL 'What did they discuss?'" in out
+    assert json.loads(report.read_text())["failures"][0]["conversation"] == "b"
