@@ -208,14 +208,14 @@ def read_layout(text: str, *, title: str | None = None, markdown: bool = False) 
         if markdown and (prefix := _MARKDOWN_PREFIX.match(text, a, b)):
             a = prefix.end()
         metadata = number == title_number or found.take(text, a, b)
-        dateline_start = a
+        line_start = a
         # Datelines open one of the first paragraphs (photo captions may come before); the content starts after.
         if not metadata and found.dateline is None and content_lines < _DATELINE_LINES:
             found.dateline = read_dateline(text, a, b, first=content_lines == 0)
             a = found.dateline.end if found.dateline else a
         # Titles (also repeated ones), subheadings, credits, date stamps and page furniture are never content.
         content = not (metadata or _is_headline(text[a:b]) or _is_boilerplate(text[a:b]) or not text[a:b].strip())
-        if open_block and (not content or a != dateline_start):
+        if open_block and (not content or a != line_start):
             blocks.append((open_block[0][0], open_block[-1][1]))
             open_block = []
         if content:

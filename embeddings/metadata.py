@@ -84,8 +84,9 @@ _DATELINES = tuple(
 # Datelines of outlets not in the list, only at the start of the first paragraph: KYIV (Kyiv Independent) -
 _NAMED_DATELINES = tuple(re.compile(pattern) for pattern in _credited_datelines(_NAMED, _CAPITAL_CITY))
 # ©2024 Bloomberg L.P.   © Sputnik / Alexei Danichev   Copyright 2024 Reuters.
+_COPYRIGHT_MARK = r"(?:©|\([cC]\)|[Cc]opyright)\s*"
 _COPYRIGHT = re.compile(
-    rf"\s*(?:©|\([cC]\)|[Cc]opyright)\s*(?:(?P<year>{_YEAR})\s*)?(?P<outlet>[A-Z][\w.&'’ -]{{0,40}}?)"
+    rf"\s*{_COPYRIGHT_MARK}(?:{_YEAR}\s*)?(?P<outlet>[A-Z][\w.&'’ -]{{0,40}}?)"
     r"(?:\s+(?:L\.P\.|Inc\.?|Ltd\.?|LLC|plc))?\s*(?:[/|.,]|$)"
 )
 # Source: Al Jazeera   *Reuters*   BBC News
@@ -150,7 +151,7 @@ def find_date(value: str) -> str | None:
 def infer_year(text: str) -> int | None:
     """Return the year an article was written in, from its text: a copyright year, else the latest full date's
     year, else the only year it mentions; None when the text does not tell."""
-    if match := re.search(rf"(?:©|\([cC]\)|[Cc]opyright)\s*({_YEAR})", text):
+    if match := re.search(rf"{_COPYRIGHT_MARK}({_YEAR})", text):
         return int(match.group(1))
     dates = [date for match in _FULL_DATE.finditer(text) if (date := _full_date(match))]
     if dates:
