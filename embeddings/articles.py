@@ -8,6 +8,16 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from embeddings.metadata import (
+    DATE_PREFIX,
+    Dateline,
+    canonical_outlet,
+    credited_outlet,
+    dateline_date,
+    find_date,
+    read_dateline,
+    stamp_date,
+)
 from embeddings.settings import MAX_FILE_BYTES
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
@@ -44,7 +54,7 @@ class Article:
             return self.outlet
         if self.title:
             return self.title
-        words = self.text.split()
+        words = self.text[self.blocks[0][0] if self.blocks else 0 :].split()
         return " ".join(words[:8]) + (" …" if len(words) > 8 else "") if words else self.id
 
     def to_json(self) -> dict:
@@ -73,33 +83,23 @@ class LoadError(ValueError):
     """An article file that cannot be read; the message says why."""
 
 
-# --- metadata found in the text -------------------------------------------------------------
+# --- content and page furniture ------------------------------------------------------------
 
-_DATE_PREFIX = re.compile(r"\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*", re.IGNORECASE)
-_OUTLET = r"([A-Z][\w.&'’ -]{0,40}?)"
-_DATELINES = (
-    # MOSCOW, July 14. /TASS/.
-    re.compile(r"[A-Z][A-Za-z .'-]{1,40},\s+[A-Z][a-z]+\.?\s+\d{1,2}\.?\s*/" + _OUTLET + r"/\.?\s*"),
-    # MOSCOW (Sputnik) -   LONDON (Reuters) -
-    re.compile(r"[A-Z][A-Z .'-]{1,40}\s\(" + _OUTLET + r"\)\s*[-–—]+\s*"),
-    # (Bloomberg) --
-    re.compile(r"\(" + _OUTLET + r"\)\s*[-–—]+\s*"),
-)
-# ©2024 Bloomberg L.P.   © Sputnik / Alexei Danichev   Copyright 2024 Reuters.
-_COPYRIGHT = re.compile(
-    r"\s*(?:©|\([cC]\)|[Cc]opyright)\s*(?:\d{4}\s*)?"
-    + _OUTLET
-    + r"(?:\s+(?:L\.P\.|Inc\.?|Ltd\.?|LLC|plc))?\s*(?:[/|.,]|$)"
-)
 _BOILERPLATE = re.compile(
-    r"\s*(?:advertisement|advert|sponsored|read more|related:|share this|sign up|subscribe)\b", re.IGNORECASE
+    r"\s*(?:advertisement|advert|sponsored|read more|related:|share this|sign up|subscribe"
+    r"|\(?(?:additional )?(?:reporting|writing|editing) by)\b",
+    re.IGNORECASE,
 )
+_DATELINE_LINES = 3  # a dateline is looked for at the start of the first this many content lines
 _CODE_CHARS = re.compile(r"[{};<>]|=>")
 _WORD = re.compile(r"\w+")
 LETTER = re.compile(r"[^\W\d_]")
 _MARKDOWN_PREFIX = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)")
 _TERMINAL = ".!?:;"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# JSONL fields read for the date and the outlet, first found first.
+_DATE_FIELDS = ("date", "published", "published_at", "publishedAt", "published_date", "pubDate", "datetime")
+_OUTLET_FIELDS = ("outlet", "source", "publisher")
 
 
 @dataclass(frozen=True)
@@ -134,19 +134,50 @@ def _is_headline(line: str) -> bool:
 
 
 def _is_boilerplate(line: str) -> bool:
-    """Return True for page furniture: ads, share prompts, copyright lines, stray code."""
-    if _BOILERPLATE.match(line) or _COPYRIGHT.match(line):
+    """Return True for page furniture: ads, share prompts, bylines' reporting credits, stray code."""
+    if _BOILERPLATE.match(line):
         return True
     return bool(_CODE_CHARS.search(line)) and len(_words(line)) <= 4
 
 
-def _strip_dateline(text: str, start: int, end: int) -> tuple[int, str | None]:
-    """Return where the content of a first paragraph starts after its dateline, and the outlet it names."""
-    for pattern in _DATELINES:
-        match = pattern.match(text, start, end)
-        if match:
-            return match.end(), match.group(1).strip()
-    return start, None
+def _is_metadata(text: str, start: int, end: int) -> bool:
+    """Return True for a line that only carries metadata: a credit, a date stamp or a dateline on its own."""
+    if credited_outlet(text, start, end) or stamp_date(text, start, end):
+        return True
+    dateline = read_dateline(text, start, end, first=True)
+    return dateline is not None and not text[dateline.end : end].strip()
+
+
+def _title_line(text: str, lines: list[Span]) -> int | None:
+    """Return the index of the line that is the article's headline (the first line that is not metadata), or None."""
+    for number, (a, b) in enumerate(lines[:-1]):
+        if not _is_metadata(text, a, b):
+            return number if _is_headline(text[a:b]) else None
+    return None
+
+
+@dataclass
+class _Found:
+    """Metadata met while reading an article's lines: the first credit, date stamps and the dateline."""
+
+    credit: str | None = None
+    published: str | None = None
+    updated: str | None = None
+    dateline: Dateline | None = None
+
+    def take(self, text: str, start: int, end: int) -> bool:
+        """Record a credit or date stamp line; return True if the line was one (such lines are never content)."""
+        if outlet := credited_outlet(text, start, end):
+            self.credit = self.credit or outlet
+            return True
+        if stamp := stamp_date(text, start, end):
+            kind, date = stamp
+            if kind == "published":
+                self.published = self.published or date
+            else:
+                self.updated = self.updated or date
+            return True
+        return False
 
 
 def read_layout(text: str, *, title: str | None = None, markdown: bool = False) -> Layout:
@@ -159,42 +190,46 @@ def read_layout(text: str, *, title: str | None = None, markdown: bool = False) 
     """
     date = None
     start = 0
-    match = _DATE_PREFIX.match(text)
+    match = DATE_PREFIX.match(text)
     if match:
         date, start = match.group(1), match.end()
 
     lines = [(a, b) for a, b in _lines(text, start) if text[a:b].strip()]
-    found_title = None
-    if lines and title is None:
-        first = text[lines[0][0] : lines[0][1]]
-        if len(lines) > 1 and _is_headline(first):
-            found_title = first.strip().lstrip("#").strip() if markdown else first.strip()
-    title = title or found_title
+    title_number = _title_line(text, lines)
+    if title is None and title_number is not None:
+        first = text[slice(*lines[title_number])]
+        title = first.strip().lstrip("#").strip() if markdown else first.strip()
 
-    outlet = None
+    found = _Found()
     blocks: list[Span] = []
     open_block: list[Span] = []
-    before_content = True  # the first content line may open with a dateline
-    for a, b in lines:
-        copyright_match = _COPYRIGHT.match(text, a, b)
-        if copyright_match and outlet is None:
-            outlet = copyright_match.group(1).strip()
+    content_lines = 0
+    for number, (a, b) in enumerate(lines):
         if markdown and (prefix := _MARKDOWN_PREFIX.match(text, a, b)):
             a = prefix.end()
-        # Titles (also repeated ones), subheadings and page furniture are never content.
-        if _is_headline(text[a:b]) or _is_boilerplate(text[a:b]):
-            if open_block:
-                blocks.append((open_block[0][0], open_block[-1][1]))
-                open_block = []
-            continue
-        if before_content:
-            a, dateline_outlet = _strip_dateline(text, a, b)
-            outlet = dateline_outlet or outlet
-            before_content = False
-        open_block.append((a, b))
+        metadata = number == title_number or found.take(text, a, b)
+        line_start = a
+        # Datelines open one of the first paragraphs (photo captions may come before); the content starts after.
+        if not metadata and found.dateline is None and content_lines < _DATELINE_LINES:
+            found.dateline = read_dateline(text, a, b, first=content_lines == 0)
+            a = found.dateline.end if found.dateline else a
+        # Titles (also repeated ones), subheadings, credits, date stamps and page furniture are never content.
+        content = not (metadata or _is_headline(text[a:b]) or _is_boilerplate(text[a:b]) or not text[a:b].strip())
+        if open_block and (not content or a != line_start):
+            blocks.append((open_block[0][0], open_block[-1][1]))
+            open_block = []
+        if content:
+            content_lines += 1
+            open_block.append((a, b))
     if open_block:
         blocks.append((open_block[0][0], open_block[-1][1]))
-    return Layout(title=title, outlet=outlet, date=date, blocks=tuple(blocks))
+    dateline = found.dateline
+    return Layout(
+        title=title,
+        outlet=(dateline.outlet if dateline else None) or found.credit,
+        date=date or found.published or (dateline_date(dateline, text) if dateline else None) or found.updated,
+        blocks=tuple(blocks),
+    )
 
 
 # --- readers for each format ----------------------------------------------------------------
@@ -213,11 +248,23 @@ def _decode(data: bytes) -> str:
 
 
 def _normalize_date(value: object) -> str | None:
-    """Return a YYYY-MM-DD date from the start of a date string, or None."""
-    if not isinstance(value, str):
-        return None
-    match = re.match(r"\s*(\d{4}-\d{2}-\d{2})", value)
-    return match.group(1) if match else None
+    """Return the first full date in a metadata value as YYYY-MM-DD, or None."""
+    return find_date(value) if isinstance(value, str) else None
+
+
+def _field_date(record: dict) -> str | None:
+    """Return the date in the first of a record's date fields that holds one, or None."""
+    return next(filter(None, (_normalize_date(record.get(key)) for key in _DATE_FIELDS)), None)
+
+
+def _field_outlet(record: dict) -> str | None:
+    """Return the canonical outlet named by a record's outlet fields (a name, or an object with a name), or None."""
+    for key in _OUTLET_FIELDS:
+        value = record.get(key)
+        name = value.get("name") if isinstance(value, dict) else value
+        if isinstance(name, str) and name.strip():
+            return canonical_outlet(name)
+    return None
 
 
 def _checked(article: Article) -> Article:
@@ -246,7 +293,7 @@ def _from_html(article_id: str, html: str, path: str) -> Article:
             text,
             path,
             layout.title,
-            layout.outlet or document.sitename or None,
+            layout.outlet or (canonical_outlet(document.sitename) if document.sitename else None),
             _normalize_date(document.date) or layout.date,
             document.url or None,
             layout.blocks,
@@ -267,15 +314,14 @@ def _from_record(record: object, path: str) -> Article:
     title = record.get("title") if isinstance(record.get("title"), str) else None
     text = record["text"]
     layout = read_layout(text, title=title or None)
-    outlet = record.get("outlet") or record.get("source")
     return _checked(
         Article(
             record["id"].strip(),
             text,
             path,
             layout.title,
-            outlet if isinstance(outlet, str) and outlet.strip() else layout.outlet,
-            _normalize_date(record.get("date")) or layout.date,
+            _field_outlet(record) or layout.outlet,
+            _field_date(record) or layout.date,
             record.get("url") if isinstance(record.get("url"), str) else None,
             layout.blocks,
         )
