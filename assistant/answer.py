@@ -10,7 +10,9 @@ import numpy as np
 
 from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
-from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
+from assistant.statements import Grouping, claim, same_statement, source_groups, speaker, whole_quotation
+from assistant.wording import differing_spans
+from embeddings.store import FIRST_SENTENCE, SENTENCE_STOP, Store
 from embeddings.terms import term_set, terms
 
 DECLINE = "The articles don't cover this."
@@ -38,10 +40,24 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Version:
+    """One article's wording of a statement: its citation, its source's label, and where it differs from the first.
+
+    `differences` are (start, end) offsets into the article's text of the words that the other versions word
+    otherwise (for the first version: the words some other version lacks).
+    """
+
+    n: int
+    label: str
+    differences: list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
 class Statement:
     """One claim or quotation of an answer, with one cited excerpt (a version) from each article that carries it.
 
-    `citations` are the `n` of the answer's citations that are its versions, the first one quoted as its text.
+    `citations` are the `n` of the answer's citations that are its versions, the first one quoted as its text;
+    `independent_sources` counts the versions' articles, those that copy or lightly rewrite one another once.
     """
 
     text: str
@@ -50,6 +66,7 @@ class Statement:
     independent_sources: int
     first_date: str | None
     speaker: str | None = None
+    versions: list[Version] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,8 @@ class Candidate:
     coverage: float = 0.0
     score: float = 0.0
     corroborating: list[Candidate] = field(default_factory=list)
+    span: tuple[int, int] = (0, 0)
+    """The excerpt quoted for this sentence: the sentence with its whole quotation (see statements.whole_quotation)."""
 
     @property
     def versions(self) -> list[Candidate]:
@@ -112,7 +131,7 @@ class AnswerSettings:
     passages: int = 8
     max_sentences: int = 3
     min_relative_score: float = 0.5
-    same_statement: float = 0.82
+    grouping: Grouping = field(default_factory=Grouping)
     min_answer_probability: float | None = None
     """Questions whose evidence gives a lower probability of an answer are declined; None: the calibrated threshold."""
     similarity_weight: float = 0.6
@@ -207,23 +226,42 @@ def _candidates(
 
 
 def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
-    """Return the statements to quote: the best candidates, each other article's copy attached as corroboration."""
+    """Return the statements to quote: the best candidates, each with the sentences of other articles that carry the
+    same statement attached as its versions (one per article); no two quoted excerpts overlap."""
     vectors = retriever.sentence_vectors_of([c.row for c in candidates])
+    claims: dict[int, object] = {}
+
+    def claim_of(i: int):
+        if i not in claims:
+            c = candidates[i]
+            claims[i] = claim(retriever.store.articles[c.article_row].text[c.start : c.end], vectors[i])
+        return claims[i]
+
     chosen: list[int] = []
-    absorbed: set[int] = set()
+    used: dict[int, list[tuple[int, int]]] = {}  # article row -> quoted spans
+
+    def free(i: int) -> bool:
+        start, end = _excerpt_span(retriever, candidates[i])
+        return not any(start < b and end > a for a, b in used.get(candidates[i].article_row, []))
+
+    def use(i: int) -> None:
+        used.setdefault(candidates[i].article_row, []).append(candidates[i].span)
+
     for i, candidate in enumerate(candidates):
         if candidate.score < settings.min_relative_score * candidates[0].score or len(chosen) == settings.max_sentences:
             break  # candidates come best first
-        if i in absorbed:
+        if not free(i):
             continue
         chosen.append(i)
-        articles = {candidate.article_row}
-        for j in np.flatnonzero(vectors @ vectors[i] >= settings.same_statement).tolist():
-            if j != i and j not in absorbed and j not in chosen:
-                absorbed.add(j)
-                if candidates[j].article_row not in articles:
-                    articles.add(candidates[j].article_row)
-                    candidate.corroborating.append(candidates[j])
+        use(i)
+        related = vectors @ vectors[i] >= settings.grouping.related_vector
+        for j in np.flatnonzero(related).tolist():
+            other = candidates[j]
+            if other.article_row in {c.article_row for c in candidate.versions} or not free(j):
+                continue
+            if same_statement(claim_of(i), claim_of(j), settings.grouping):
+                candidate.corroborating.append(other)
+                use(j)
     statements = [candidates[i] for i in chosen]
     # Read well: the best statement first, then the rest grouped by article, each article in its own order.
     first_seen = {}
@@ -232,39 +270,20 @@ def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerS
     return statements[:1] + sorted(statements[1:], key=lambda s: (first_seen[s.article_row], s.start))
 
 
-def _quote_marks(text: str) -> int:
-    """Return how many quotations `text` opens (positive) or closes (negative) without the other half."""
-    return text.count("“") - text.count("”") + (text.count('"') % 2)
-
-
-def _complete_quotes(retriever: Retriever, candidate: Candidate, *, reach: int = 2) -> tuple[int, int]:
-    """Return the span of a sentence widened to whole sentences until a quotation it opens or closes is whole."""
-    store = retriever.store
-    first = last = candidate.row
-    text = store.articles[candidate.article_row].text
-
-    def span_text(a: int, b: int) -> str:
-        return text[store.sentences[a, START] : store.sentences[b, END]]
-
-    balance = _quote_marks(span_text(first, last))
-    while balance > 0 and last - candidate.row < reach and last + 1 < len(store.sentences):
-        if store.sentences[last + 1, ARTICLE] != candidate.article_row:
-            break
-        last += 1
-        balance = _quote_marks(span_text(first, last))
-    while balance < 0 and candidate.row - first < reach and first > 0:
-        if store.sentences[first - 1, ARTICLE] != candidate.article_row:
-            break
-        first -= 1
-        balance = _quote_marks(span_text(first, last))
-    if balance != 0:
-        return candidate.start, candidate.end
-    return int(store.sentences[first, START]), int(store.sentences[last, END])
+def _excerpt_span(retriever: Retriever, candidate: Candidate, *, reach: int = 8) -> tuple[int, int]:
+    """Return (and keep on the candidate) the span quoted for its sentence: with its whole quotation."""
+    if candidate.span == (0, 0):
+        store = retriever.store
+        rows = store.sentences[max(0, candidate.row - reach) : candidate.row + reach + 1]
+        around = [(a, b) for article, a, b in rows.tolist() if article == candidate.article_row]
+        text = store.articles[candidate.article_row].text
+        candidate.span = whole_quotation(text, candidate.start, candidate.end, around)
+    return candidate.span
 
 
 def _citation(retriever: Retriever, candidate: Candidate, n: int) -> Citation:
     article = retriever.store.articles[candidate.article_row]
-    start, end = _complete_quotes(retriever, candidate)
+    start, end = _excerpt_span(retriever, candidate)
     return Citation(
         n=n,
         article_id=article.id,
@@ -324,18 +343,31 @@ def answer_question(
     for chosen in _select(retriever, candidates, settings):
         versions = [_citation(retriever, source, len(citations) + n) for n, source in enumerate(chosen.versions, 1)]
         citations += versions
-        statements.append(_statement(versions))
+        statements.append(_statement(store, versions))
     return Answer(question, False, statements, citations, query, judged, store)
 
 
-def _statement(versions: list[Citation]) -> Statement:
+def _statement(store: Store, versions: list[Citation]) -> Statement:
     """Return the statement carried by `versions` (its first version quoted as its text)."""
     outlets = list(dict.fromkeys(v.outlet for v in versions if v.outlet))
     dates = [v.date for v in versions if v.date]
+    texts = {v.article_id: store.article_by_id[v.article_id].text for v in versions}
+    speakers = [speaker(texts[v.article_id], v.start, v.end) for v in versions]
+    named = [s for s in speakers if s]
     return Statement(
         text=versions[0].excerpt,
         citations=[v.n for v in versions],
         outlets=outlets,
-        independent_sources=len({v.article_id for v in versions}),
+        independent_sources=len(set(source_groups(texts).values())),
         first_date=min(dates) if dates else None,
+        speaker=max(named, key=lambda s: (named.count(s), len(s))) if named else None,
+        versions=_versions(versions),
     )
+
+
+def _versions(versions: list[Citation]) -> list[Version]:
+    """Return each version with the spans of its words that differ (none for a statement with one version)."""
+    if len(versions) == 1:
+        return [Version(versions[0].n, versions[0].label, [])]
+    spans = differing_spans([v.excerpt for v in versions])
+    return [Version(v.n, v.label, [(v.start + a, v.start + b) for a, b in d]) for v, d in zip(versions, spans)]
