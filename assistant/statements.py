@@ -102,6 +102,8 @@ _SAME_MEANING = {
     "talk": "negoti", "ground": "prerequisit", "basi": "prerequisit", "condit": "prerequisit",
     "precondit": "prerequisit", "threaten": "alarm", "adversari": "enemi", "consid": "concern",
 }  # fmt: skip
+_WHEN_WORDS = frozenset(terms("yet so far still already currently now"))
+"""Words that say when, not what: "no prerequisites yet" and "no conditions yet" are other claims."""
 _NEGATION = re.compile(r"\b(?:no|not|never|nothing|none|nor|cannot|without)\b|n[’']t\b", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CLAUSE = re.compile(r"[,;:“”\"()]|\s[–—-]\s|\b(?:and|but|while|as|which|who|adding|saying|signaling)\b")
@@ -125,11 +127,9 @@ def _clauses(text: str) -> tuple[tuple[frozenset[str], ...], frozenset[str]]:
     text_without = _ATTRIBUTION.sub(" ", text)
     text_without = re.sub(_NAME, lambda m: " " if _person(m.group()) else m.group(), text_without)
     for clause in _CLAUSE.split(text_without):
-        found = {_SAME_MEANING.get(t, t) for t in terms(clause)}
-        if _NEGATION.search(clause):
-            found.add("no")
+        found = {_SAME_MEANING.get(t, t) for t in terms(clause)} - _WHEN_WORDS
         if len(found) >= 2:
-            clauses.append(frozenset(found))
+            clauses.append(frozenset(found | ({"no"} if _NEGATION.search(clause) else set())))
     return tuple(clauses), frozenset(_NUMBER.findall(text))
 
 
@@ -155,9 +155,11 @@ def clause_overlap(a: Claim, b: Claim, min_shared: int) -> float:
     best = 0.0
     for x in a.clauses:
         for y in b.clauses:
-            shared = len(x & y)
+            if ("no" in x) != ("no" in y):
+                continue  # one clause denies what the other says
+            shared = len(x & y - {"no"})
             if shared >= min_shared:
-                best = max(best, shared / min(len(x), len(y)))
+                best = max(best, shared / (min(len(x), len(y)) - ("no" in x)))
     return best
 
 
@@ -245,7 +247,7 @@ def attributions(text: str) -> tuple[tuple[int, str], ...]:
         name = match.group("before") or match.group("after") or match.group("according")
         person = _person(name) if re.fullmatch(_NAME, name) and not re.fullmatch(_ROLE, name) else None
         if person:
-            last = full_names.get(person.split()[-1], person)
+            person = last = full_names.get(person.split()[-1], person)
         elif re.fullmatch(_ROLE, name) or re.fullmatch(_PRONOUN, name):
             person = last
         if person:

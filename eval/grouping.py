@@ -1,7 +1,7 @@
 """Grouping: precision and recall of `same_statement` on labelled sentence pairs (eval/grouping-pairs.jsonl).
 
-    python eval/grouping.py            # figures for the dev and test splits with the default settings
-    python eval/grouping.py --tune     # also search the settings on dev, and show test with the best ones
+python eval/grouping.py            # figures for the dev and test splits with the default settings
+python eval/grouping.py --tune     # also search the settings on dev, and show test with the best ones
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ def main() -> None:
         settings = [best]
     for name, chosen in split.items():
         result = scores(chosen, claims, settings[0])
-        print(f"{name}: {result['pairs']} pairs ({result['same']} same), "
-              f"precision {result['precision']:.3f}, recall {result['recall']:.3f}")
+        print(
+            f"{name}: {result['pairs']} pairs ({result['same']} same), "
+            f"precision {result['precision']:.3f}, recall {result['recall']:.3f}"
+        )
         if args.errors:
             for p in chosen:
                 if same_statement(claims[p["a"]], claims[p["b"]], settings[0]) != p["same"]:
