@@ -257,9 +257,9 @@ def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerS
         related = vectors @ vectors[i] >= settings.grouping.related_vector
         for j in np.flatnonzero(related).tolist():
             other = candidates[j]
-            if other.article_row in {c.article_row for c in candidate.versions} or not free(j):
+            if other.article_row in {c.article_row for c in candidate.versions}:
                 continue
-            if same_statement(claim_of(i), claim_of(j), settings.grouping):
+            if same_statement(claim_of(i), claim_of(j), settings.grouping) and free(j):
                 candidate.corroborating.append(other)
                 use(j)
     statements = [candidates[i] for i in chosen]
