@@ -106,6 +106,7 @@ _WHEN_WORDS = frozenset(terms("yet so far still already currently now"))
 """Words that say when, not what: "no prerequisites yet" and "no conditions yet" are other claims."""
 _NEGATION = re.compile(r"\b(?:no|not|never|nothing|none|nor|cannot|without)\b|n[’']t\b", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_CAPITALIZED = re.compile(r"\b[A-Z][\w’'-]*")
 _CLAUSE = re.compile(r"[,;:“”\"()]|\s[–—-]\s|\b(?:and|but|while|as|which|who|adding|saying|signaling)\b")
 
 
@@ -117,11 +118,14 @@ class Claim:
     vector: np.ndarray
     clauses: tuple[frozenset[str], ...]
     numbers: frozenset[str]
+    names: frozenset[str]
+    """Terms of its capitalized words: places, bodies, people. Sharing only those is sharing a topic, not a claim."""
 
 
 @lru_cache(maxsize=65536)
-def _clauses(text: str) -> tuple[tuple[frozenset[str], ...], frozenset[str]]:
-    """Return the terms of each clause of a sentence (with "no" kept as a term, synonyms as one) and its numbers."""
+def _clauses(text: str) -> tuple[tuple[frozenset[str], ...], frozenset[str], frozenset[str]]:
+    """Return the terms of each clause of a sentence (with "no" kept as a term, synonyms as one), its numbers and
+    the terms of its capitalized words."""
     clauses = []
     # Who said it is the speaker's business, not the claim's: attributions and person names are left out.
     text_without = _ATTRIBUTION.sub(" ", text)
@@ -130,22 +134,26 @@ def _clauses(text: str) -> tuple[tuple[frozenset[str], ...], frozenset[str]]:
         found = {_SAME_MEANING.get(t, t) for t in terms(clause)} - _WHEN_WORDS
         if len(found) >= 2:
             clauses.append(frozenset(found | ({"no"} if _NEGATION.search(clause) else set())))
-    return tuple(clauses), frozenset(_NUMBER.findall(text))
+    names = frozenset(terms(" ".join(_CAPITALIZED.findall(text))))
+    return tuple(clauses), frozenset(_NUMBER.findall(text)), names
 
 
 def claim(text: str, vector: np.ndarray) -> Claim:
     """Return the claim of a sentence, given its unit vector."""
-    clauses, numbers = _clauses(text)
-    return Claim(text, vector, clauses, numbers)
+    return Claim(text, vector, *_clauses(text))
 
 
 @dataclass(frozen=True)
 class Grouping:
-    """When two sentences count as one statement: close vectors, or a shared clause and related vectors."""
+    """When two sentences count as one statement: very close vectors; or close vectors and a clause sharing half its
+    content words; or related vectors and a clause sharing most of them. Chosen on eval/grouping-pairs.jsonl's dev
+    split (`python eval/grouping.py --tune`)."""
 
     same_vector: float = 0.82
+    close_vector: float = 0.65
+    close_clause: float = 0.5
     related_vector: float = 0.3
-    shared_clause: float = 0.67
+    related_clause: float = 1.0
     min_shared_terms: int = 2
     same_numbers: float = 0.5
 
@@ -153,13 +161,14 @@ class Grouping:
 def clause_overlap(a: Claim, b: Claim, min_shared: int) -> float:
     """Return the largest share of a clause's terms that a clause of the other sentence has."""
     best = 0.0
+    names = a.names | b.names
     for x in a.clauses:
         for y in b.clauses:
             if ("no" in x) != ("no" in y):
                 continue  # one clause denies what the other says
-            shared = len(x & y - {"no"})
-            if shared >= min_shared:
-                best = max(best, shared / (min(len(x), len(y)) - ("no" in x)))
+            shared = x & y - {"no"}
+            if len(shared) >= min_shared and shared - names:
+                best = max(best, len(shared) / (min(len(x), len(y)) - ("no" in x)))
     return best
 
 
@@ -172,7 +181,9 @@ def same_statement(a: Claim, b: Claim, grouping: Grouping = Grouping()) -> bool:
         return True
     if similarity < grouping.related_vector:
         return False
-    return clause_overlap(a, b, grouping.min_shared_terms) >= grouping.shared_clause
+    overlap = clause_overlap(a, b, grouping.min_shared_terms)
+    close = similarity >= grouping.close_vector
+    return overlap >= (grouping.close_clause if close else grouping.related_clause)
 
 
 # --- independent sources -----------------------------------------------------------------------

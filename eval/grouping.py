@@ -42,7 +42,9 @@ def main() -> None:
     split = {name: [p for p in pairs if p["split"] == name] for name in ("dev", "test")}
     settings = [Grouping()]
     if args.tune:
-        grid = itertools.product((0.78, 0.82, 0.86), (0.2, 0.3, 0.4, 0.5), (0.6, 0.67, 0.75, 0.85, 1.0), (2, 3))
+        grid = itertools.product(
+            (0.82, 0.86), (0.55, 0.6, 0.65, 0.7), (0.34, 0.4, 0.5, 0.6), (0.3, 0.4), (0.67, 0.75, 1.0), (2, 3)
+        )
         settings = [Grouping(*values) for values in grid]
         best = max(settings, key=lambda g: _f1(scores(split["dev"], claims, g)))
         print(f"best on dev: {best}")
