@@ -12,7 +12,7 @@ from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
 from assistant.statements import Grouping, claim, same_statement, source_groups, speaker, whole_quotation
 from assistant.wording import differing_spans
-from embeddings.store import FIRST_SENTENCE, SENTENCE_STOP, Store
+from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
 from embeddings.terms import term_set, terms
 
 DECLINE = "The articles don't cover this."
@@ -270,6 +270,28 @@ def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerS
     return statements[:1] + sorted(statements[1:], key=lambda s: (first_seen[s.article_row], s.start))
 
 
+def _other_sentences(retriever: Retriever, hits: list[Hit], candidates: list[Candidate]) -> list[Candidate]:
+    """Return the sentences of the retrieved articles outside the retrieved passages, unscored: they can be versions
+    of a statement (an outlet may carry it in a paragraph the question did not retrieve), never statements."""
+    store = retriever.store
+    seen = {c.row for c in candidates}
+    others = []
+    for article_row in dict.fromkeys(int(store.passages[hit.row, ARTICLE]) for hit in hits):
+        # The tables list each article's rows together, articles in order.
+        first, stop = np.searchsorted(store.sentences[:, ARTICLE], [article_row, article_row + 1]).tolist()
+        low, high = np.searchsorted(store.passages[:, ARTICLE], [article_row, article_row + 1]).tolist()
+        article = store.articles[article_row]
+        for row in range(first, stop):
+            if row in seen:
+                continue
+            passage = next(p for p in range(low, high) if store.passages[p, SENTENCE_STOP] > row)
+            passage_start, passage_end = store.passages[passage, [START, END]].tolist()
+            hit = Hit(passage, article, passage_start, passage_end, 0.0, 0.0)
+            start, end = store.sentences[row, [START, END]].tolist()
+            others.append(Candidate(row, article_row, start, end, hit, 0.0, frozenset(), False))
+    return others
+
+
 def _excerpt_span(retriever: Retriever, candidate: Candidate, *, reach: int = 8) -> tuple[int, int]:
     """Return (and keep on the candidate) the span quoted for its sentence: with its whole quotation."""
     if candidate.span == (0, 0):
@@ -340,7 +362,7 @@ def answer_question(
 
     citations: list[Citation] = []
     statements: list[Statement] = []
-    for chosen in _select(retriever, candidates, settings):
+    for chosen in _select(retriever, candidates + _other_sentences(retriever, hits, candidates), settings):
         versions = [_citation(retriever, source, len(citations) + n) for n, source in enumerate(chosen.versions, 1)]
         citations += versions
         statements.append(_statement(store, versions))

@@ -86,6 +86,16 @@ def test_the_four_no_prerequisites_versions_are_one_statement(encoder):
         assert not same_statement(versions[1], other), other.text
 
 
+def test_the_four_versions_are_cited_as_one_statement_of_the_answer(seed_assistant):
+    answer = seed_assistant.ask("Are there prerequisites for negotiations?")
+    by_n = {c.n: c for c in answer.citations}
+    first = answer.statements[0]
+    assert [by_n[n].article_id for n in first.citations] == [SPUTNIK, REPORT_002, TASS, BLOOMBERG]
+    assert first.independent_sources == 4 and first.speaker == "Dmitry Peskov"
+    assert "no grounds to start talks" in by_n[first.citations[3]].excerpt  # outside the retrieved passages
+    assert_exact_spans(answer)
+
+
 def test_the_nato_summit_answer_groups_the_outlets_that_carry_a_statement(seed_assistant):
     answer = seed_assistant.ask("How did Peskov describe the results of the NATO summit?")
     by_n = {c.n: c for c in answer.citations}
