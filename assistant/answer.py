@@ -10,7 +10,16 @@ import numpy as np
 
 from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
-from assistant.statements import Grouping, claim, same_statement, source_groups, speaker, whole_quotation
+from assistant.statements import (
+    Claim,
+    Grouping,
+    claim,
+    is_comparison,
+    same_statement,
+    source_groups,
+    speaker,
+    whole_quotation,
+)
 from assistant.wording import differing_spans
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
 from embeddings.terms import term_set, terms
@@ -225,27 +234,41 @@ def _candidates(
     return sorted(candidates, key=lambda c: -c.score)
 
 
-def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
+def _select(
+    retriever: Retriever, candidates: list[Candidate], others: list[int], settings: AnswerSettings
+) -> list[Candidate]:
     """Return the statements to quote: the best candidates, each with the sentences of other articles that carry the
-    same statement attached as its versions (one per article); no two quoted excerpts overlap."""
-    vectors = retriever.sentence_vectors_of([c.row for c in candidates])
-    claims: dict[int, object] = {}
+    same statement attached as its versions (one per article); no two quoted excerpts overlap.
 
-    def claim_of(i: int):
-        if i not in claims:
-            c = candidates[i]
-            claims[i] = claim(retriever.store.articles[c.article_row].text[c.start : c.end], vectors[i])
-        return claims[i]
+    `others` are sentence rows that may be versions but not statements (see _other_sentences).
+    """
+    store = retriever.store
+    rows = [c.row for c in candidates] + others
+    vectors = retriever.sentence_vectors_of(rows)
+    article_rows = store.sentences[rows, ARTICLE]
+    pool: dict[int, Candidate] = dict(enumerate(candidates))
+    claims: dict[int, Claim] = {}
+
+    def candidate_of(j: int) -> Candidate:
+        if j not in pool:
+            pool[j] = _unscored(retriever, rows[j])
+        return pool[j]
+
+    def claim_of(j: int) -> Claim:
+        if j not in claims:
+            article_row, start, end = store.sentences[rows[j]].tolist()
+            claims[j] = claim(store.articles[article_row].text[start:end], vectors[j])
+        return claims[j]
 
     chosen: list[int] = []
     used: dict[int, list[tuple[int, int]]] = {}  # article row -> quoted spans
 
-    def free(i: int) -> bool:
-        start, end = _excerpt_span(retriever, candidates[i])
-        return not any(start < b and end > a for a, b in used.get(candidates[i].article_row, []))
+    def free(j: int) -> bool:
+        start, end = _excerpt_span(retriever, candidate_of(j))
+        return not any(start < b and end > a for a, b in used.get(pool[j].article_row, []))
 
-    def use(i: int) -> None:
-        used.setdefault(candidates[i].article_row, []).append(candidates[i].span)
+    def use(j: int) -> None:
+        used.setdefault(pool[j].article_row, []).append(pool[j].span)
 
     for i, candidate in enumerate(candidates):
         if candidate.score < settings.min_relative_score * candidates[0].score or len(chosen) == settings.max_sentences:
@@ -254,13 +277,17 @@ def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerS
             continue
         chosen.append(i)
         use(i)
-        related = vectors @ vectors[i] >= settings.grouping.related_vector
-        for j in np.flatnonzero(related).tolist():
-            other = candidates[j]
-            if other.article_row in {c.article_row for c in candidate.versions}:
+        carriers = {candidate.article_row}
+        similarities = vectors @ vectors[i]
+        near = (similarities >= settings.grouping.related_vector) & (article_rows != candidate.article_row)
+        for j in np.flatnonzero(near).tolist():
+            if int(article_rows[j]) in carriers:
                 continue
-            if same_statement(claim_of(i), claim_of(j), settings.grouping) and free(j):
-                candidate.corroborating.append(other)
+            if not same_statement(claim_of(i), claim_of(j), settings.grouping, float(similarities[j])):
+                continue
+            if free(j):
+                candidate.corroborating.append(pool[j])
+                carriers.add(pool[j].article_row)
                 use(j)
     statements = [candidates[i] for i in chosen]
     # Read well: the best statement first, then the rest grouped by article, each article in its own order.
@@ -270,26 +297,27 @@ def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerS
     return statements[:1] + sorted(statements[1:], key=lambda s: (first_seen[s.article_row], s.start))
 
 
-def _other_sentences(retriever: Retriever, hits: list[Hit], candidates: list[Candidate]) -> list[Candidate]:
-    """Return the sentences of the retrieved articles outside the retrieved passages, unscored: they can be versions
-    of a statement (an outlet may carry it in a paragraph the question did not retrieve), never statements."""
-    store = retriever.store
+def _other_sentences(store: Store, hits: list[Hit], candidates: list[Candidate]) -> list[int]:
+    """Return the rows of the retrieved articles' sentences outside the retrieved passages: they can be versions of
+    a statement (an outlet may carry it in a paragraph the question did not retrieve), never statements."""
     seen = {c.row for c in candidates}
-    others = []
+    rows: list[int] = []
     for article_row in dict.fromkeys(int(store.passages[hit.row, ARTICLE]) for hit in hits):
-        # The tables list each article's rows together, articles in order.
+        # The sentence table lists each article's sentences together, articles in order.
         first, stop = np.searchsorted(store.sentences[:, ARTICLE], [article_row, article_row + 1]).tolist()
-        low, high = np.searchsorted(store.passages[:, ARTICLE], [article_row, article_row + 1]).tolist()
-        article = store.articles[article_row]
-        for row in range(first, stop):
-            if row in seen:
-                continue
-            passage = next(p for p in range(low, high) if store.passages[p, SENTENCE_STOP] > row)
-            passage_start, passage_end = store.passages[passage, [START, END]].tolist()
-            hit = Hit(passage, article, passage_start, passage_end, 0.0, 0.0)
-            start, end = store.sentences[row, [START, END]].tolist()
-            others.append(Candidate(row, article_row, start, end, hit, 0.0, frozenset(), False))
-    return others
+        rows += [row for row in range(first, stop) if row not in seen]
+    return rows
+
+
+def _unscored(retriever: Retriever, row: int) -> Candidate:
+    """Return sentence `row` as an unscored candidate, with the first passage that holds it."""
+    store = retriever.store
+    article_row, start, end = store.sentences[row].tolist()
+    low, high = np.searchsorted(store.passages[:, ARTICLE], [article_row, article_row + 1]).tolist()
+    passage = next(p for p in range(low, high) if store.passages[p, SENTENCE_STOP] > row)
+    passage_start, passage_end = store.passages[passage, [START, END]].tolist()
+    hit = Hit(passage, store.articles[article_row], passage_start, passage_end, 0.0, 0.0)
+    return Candidate(row, article_row, start, end, hit, 0.0, frozenset(), False)
 
 
 def _excerpt_span(retriever: Retriever, candidate: Candidate, *, reach: int = 8) -> tuple[int, int]:
@@ -362,15 +390,17 @@ def answer_question(
 
     citations: list[Citation] = []
     statements: list[Statement] = []
-    for chosen in _select(retriever, candidates + _other_sentences(retriever, hits, candidates), settings):
+    compare = is_comparison(question)
+    for chosen in _select(retriever, candidates, _other_sentences(store, hits, candidates), settings):
         versions = [_citation(retriever, source, len(citations) + n) for n, source in enumerate(chosen.versions, 1)]
         citations += versions
-        statements.append(_statement(store, versions))
+        statements.append(_statement(store, versions, compare=compare))
     return Answer(question, False, statements, citations, query, judged, store)
 
 
-def _statement(store: Store, versions: list[Citation]) -> Statement:
-    """Return the statement carried by `versions` (its first version quoted as its text)."""
+def _statement(store: Store, versions: list[Citation], *, compare: bool) -> Statement:
+    """Return the statement carried by `versions` (its first version quoted as its text); `compare`: mark where the
+    versions' wording differs."""
     outlets = list(dict.fromkeys(v.outlet for v in versions if v.outlet))
     dates = [v.date for v in versions if v.date]
     texts = {v.article_id: store.article_by_id[v.article_id].text for v in versions}
@@ -383,7 +413,7 @@ def _statement(store: Store, versions: list[Citation]) -> Statement:
         independent_sources=len(set(source_groups(texts).values())),
         first_date=min(dates) if dates else None,
         speaker=max(named, key=lambda s: (named.count(s), len(s))) if named else None,
-        versions=_versions(versions),
+        versions=_versions(versions) if compare else [Version(v.n, v.label, []) for v in versions],
     )
 
 

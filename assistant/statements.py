@@ -120,12 +120,14 @@ class Claim:
     numbers: frozenset[str]
     names: frozenset[str]
     """Terms of its capitalized words: places, bodies, people. Sharing only those is sharing a topic, not a claim."""
+    content: frozenset[str]
+    """The terms of all its clauses."""
 
 
 @lru_cache(maxsize=65536)
-def _clauses(text: str) -> tuple[tuple[frozenset[str], ...], frozenset[str], frozenset[str]]:
-    """Return the terms of each clause of a sentence (with "no" kept as a term, synonyms as one), its numbers and
-    the terms of its capitalized words."""
+def _clauses(text: str) -> tuple[tuple[frozenset[str], ...], frozenset[str], frozenset[str], frozenset[str]]:
+    """Return the terms of each clause of a sentence (with "no" kept as a term, synonyms as one), its numbers, the
+    terms of its capitalized words and of all its clauses."""
     clauses = []
     # Who said it is the speaker's business, not the claim's: attributions and person names are left out.
     text_without = _ATTRIBUTION.sub(" ", text)
@@ -135,7 +137,8 @@ def _clauses(text: str) -> tuple[tuple[frozenset[str], ...], frozenset[str], fro
         if len(found) >= 2:
             clauses.append(frozenset(found | ({"no"} if _NEGATION.search(clause) else set())))
     names = frozenset(terms(" ".join(_CAPITALIZED.findall(text))))
-    return tuple(clauses), frozenset(_NUMBER.findall(text)), names
+    content = frozenset().union(*clauses) - {"no"}
+    return tuple(clauses), frozenset(_NUMBER.findall(text)), names, content
 
 
 def claim(text: str, vector: np.ndarray) -> Claim:
@@ -162,6 +165,8 @@ def clause_overlap(a: Claim, b: Claim, min_shared: int) -> float:
     """Return the largest share of a clause's terms that a clause of the other sentence has."""
     best = 0.0
     names = a.names | b.names
+    if not (a.content & b.content) - names:
+        return best
     for x in a.clauses:
         for y in b.clauses:
             if ("no" in x) != ("no" in y):
@@ -172,9 +177,12 @@ def clause_overlap(a: Claim, b: Claim, min_shared: int) -> float:
     return best
 
 
-def same_statement(a: Claim, b: Claim, grouping: Grouping = Grouping()) -> bool:
-    """Return True if the two sentences carry the same statement, worded alike or not."""
-    similarity = float(a.vector @ b.vector)
+def same_statement(a: Claim, b: Claim, grouping: Grouping = Grouping(), similarity: float | None = None) -> bool:
+    """Return True if the two sentences carry the same statement, worded alike or not.
+
+    `similarity` is their vectors' cosine when the caller has it already.
+    """
+    similarity = float(a.vector @ b.vector) if similarity is None else similarity
     if a.numbers and b.numbers and len(a.numbers & b.numbers) < grouping.same_numbers * len(a.numbers | b.numbers):
         return False  # other figures, another statement (another day's prices, another count)
     if similarity >= grouping.same_vector:
