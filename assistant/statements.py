@@ -110,7 +110,7 @@ _CAPITALIZED = re.compile(r"\b[A-Z][\w’'-]*")
 _CLAUSE = re.compile(r"[,;:“”\"()]|\s[–—-]\s|\b(?:and|but|while|as|which|who|adding|saying|signaling)\b")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Claim:
     """What a sentence says, for comparing it with others: its vector, its clauses' terms, its numbers."""
 
