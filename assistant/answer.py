@@ -391,7 +391,10 @@ def answer_question(
     citations: list[Citation] = []
     statements: list[Statement] = []
     compare = is_comparison(question)
-    for chosen in _select(retriever, candidates, _other_sentences(store, hits, candidates), settings):
+    selected = _select(retriever, candidates, _other_sentences(store, hits, candidates), settings)
+    if compare:  # statements that several outlets carry first: they are what a comparison is about
+        selected.sort(key=lambda chosen: -len(chosen.versions))
+    for chosen in selected:
         versions = [_citation(retriever, source, len(citations) + n) for n, source in enumerate(chosen.versions, 1)]
         citations += versions
         statements.append(_statement(store, versions, compare=compare))
