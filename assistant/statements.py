@@ -13,7 +13,7 @@ from embeddings.terms import terms
 # --- whole quotations --------------------------------------------------------------------------
 
 _MARK = re.compile(r"[\"“”]")
-_OPENS_AFTER = " \t([{—–-:/"
+_OPENS_AFTER = " \t([{—–-:/="
 MAX_QUOTATION = 700
 """Longest excerpt (characters) a sentence is widened to so that it holds its whole quotation."""
 
@@ -22,7 +22,7 @@ MAX_QUOTATION = 700
 def quotation_pairs(text: str) -> tuple[dict[int, int], frozenset[int]]:
     """Return the article's quotation marks paired ({mark: its partner}) and the marks that have no partner.
 
-    A quotation never runs past its paragraph; a straight mark opens after a space, a bracket, a dash or a colon
+    A quotation never runs past its paragraph; a straight mark opens after a space, a bracket, a dash, a colon or "="
     (or at a paragraph's start) and closes otherwise, so nested straight quotations pair up.
     """
     partner: dict[int, int] = {}
@@ -100,11 +100,22 @@ def whole_quotation(text: str, start: int, end: int, sentences: list[tuple[int, 
 # Wordings that translations and rewrites of one statement swap for one another, each mapped to one term.
 _SAME_MEANING = {
     "talk": "negoti", "ground": "prerequisit", "basi": "prerequisit", "condit": "prerequisit",
-    "precondit": "prerequisit", "threaten": "alarm", "adversari": "enemi", "consid": "concern",
+    "precondit": "prerequisit", "inflex": "flexibl", "threaten": "alarm", "adversari": "enemi", "consid": "concern",
 }  # fmt: skip
 _WHEN_WORDS = frozenset(terms("yet so far still already currently now"))
 """Words that say when, not what: "no prerequisites yet" and "no conditions yet" are other claims."""
-_NEGATION = re.compile(r"\b(?:no|not|never|nothing|none|nor|cannot|without)\b|n[’']t\b", re.IGNORECASE)
+_NEGATION = re.compile(
+    r"\b(?:no|not|never|nothing|none|nor|cannot|without|reluctant|unwilling|unable|refus\w*|inflexible)\b|n[’']t\b",
+    re.IGNORECASE,
+)
+# Words that say a figure went up, or down: "raised the price" and "is decreasing the price" are other statements.
+_DIRECTION = {
+    **dict.fromkeys(terms("rise rises rose risen rising raise raised raising increase increased increasing hike "
+                          "higher gain gained jump jumped climb climbed grow grew growing up"), "up"),
+    **dict.fromkeys(terms("fall falls fell fallen falling cut cuts cutting decrease decreased decreasing reduce "
+                          "reduced reducing reduction lower drop dropped decline declined slump slumped shrink "
+                          "shrank down"), "down"),
+}  # fmt: skip
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CAPITALIZED = re.compile(r"\b[A-Z][\w’'-]*")
 _CLAUSE = re.compile(r"[,;:“”\"()]|\s[–—-]\s|\b(?:and|but|while|as|which|who|adding|saying|signaling)\b")
@@ -122,12 +133,14 @@ class Claim:
     """Terms of its capitalized words: places, bodies, people. Sharing only those is sharing a topic, not a claim."""
     content: frozenset[str]
     """The terms of all its clauses."""
+    directions: frozenset[str]
+    """"up" and/or "down": which ways it says a figure moved."""
 
 
 @lru_cache(maxsize=65536)
-def _clauses(text: str) -> tuple[tuple[frozenset[str], ...], frozenset[str], frozenset[str], frozenset[str]]:
+def _clauses(text: str) -> tuple:
     """Return the terms of each clause of a sentence (with "no" kept as a term, synonyms as one), its numbers, the
-    terms of its capitalized words and of all its clauses."""
+    terms of its capitalized words and of all its clauses, and the ways it says a figure moved."""
     clauses = []
     # Who said it is the speaker's business, not the claim's: attributions and person names are left out.
     text_without = _ATTRIBUTION.sub(" ", text)
@@ -138,7 +151,8 @@ def _clauses(text: str) -> tuple[tuple[frozenset[str], ...], frozenset[str], fro
             clauses.append(frozenset(found | ({"no"} if _NEGATION.search(clause) else set())))
     names = frozenset(terms(" ".join(_CAPITALIZED.findall(text))))
     content = frozenset().union(*clauses) - {"no"}
-    return tuple(clauses), frozenset(_NUMBER.findall(text)), names, content
+    directions = frozenset(_DIRECTION[t] for t in terms(text) if t in _DIRECTION)
+    return tuple(clauses), frozenset(_NUMBER.findall(text)), names, content, directions
 
 
 def claim(text: str, vector: np.ndarray) -> Claim:
@@ -185,6 +199,8 @@ def same_statement(a: Claim, b: Claim, grouping: Grouping = Grouping(), similari
     similarity = float(a.vector @ b.vector) if similarity is None else similarity
     if a.numbers and b.numbers and len(a.numbers & b.numbers) < grouping.same_numbers * len(a.numbers | b.numbers):
         return False  # other figures, another statement (another day's prices, another count)
+    if a.directions and b.directions and a.directions != b.directions:
+        return False  # one says up where the other says down
     if similarity >= grouping.same_vector:
         return True
     if similarity < grouping.related_vector:

@@ -86,6 +86,25 @@ def test_the_four_no_prerequisites_versions_are_one_statement(encoder):
         assert not same_statement(versions[1], other), other.text
 
 
+def test_other_figures_or_the_other_direction_make_another_statement(encoder):
+    raised = (
+        "Sun Co said it raised the price it charges contract barge customers for heating oil by 0.50 cent a gallon."
+    )
+    lowered = raised.replace("raised", "is decreasing")
+    april_6 = (
+        "Certificated cotton stocks as of April 6 were reported at 35,082 bales, down 336 bales from the day before."
+    )
+    april_8 = (
+        "Certificated cotton stocks as of April 8 were reported at 34,661 bales, down 421 bales from the day before."
+    )
+    reworded = raised.replace("it raised", "it has raised")
+    texts = [raised, lowered, april_6, april_8, reworded]
+    claims = dict(zip(texts, (claim(t, v) for t, v in zip(texts, encoder.encode(texts)))))
+    assert not same_statement(claims[raised], claims[lowered])
+    assert not same_statement(claims[april_6], claims[april_8])
+    assert same_statement(claims[raised], claims[reworded])
+
+
 def test_the_four_versions_are_cited_as_one_statement_of_the_answer(seed_assistant):
     answer = seed_assistant.ask("Are there prerequisites for negotiations?")
     by_n = {c.n: c for c in answer.citations}
