@@ -11,11 +11,12 @@ import numpy as np
 from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
 from assistant.statements import (
+    WHOLE,
     Claim,
     Grouping,
     claim,
     is_comparison,
-    same_statement,
+    shared_clause,
     source_groups,
     speaker,
     whole_quotation,
@@ -277,15 +278,22 @@ def _select(
             continue
         chosen.append(i)
         use(i)
-        carriers = {candidate.article_row}
         similarities = vectors @ vectors[i]
         near = (similarities >= settings.grouping.related_vector) & (article_rows != candidate.article_row)
-        for j in np.flatnonzero(near).tolist():
-            if int(article_rows[j]) in carriers:
-                continue
-            if not same_statement(claim_of(i), claim_of(j), settings.grouping, float(similarities[j])):
-                continue
-            if free(j):
+        cosines = similarities.tolist()
+        clauses = {
+            j: shared_clause(claim_of(i), claim_of(j), settings.grouping, cosines[j]) for j in np.flatnonzero(near)
+        }
+        matches = [(j, clause) for j, clause in clauses.items() if clause is not None and free(j)]
+        # A sentence that makes two claims is one statement: the claim that most other articles carry.
+        by_clause: dict[int, set[int]] = {}
+        for j, clause in matches:
+            if clause != WHOLE:
+                by_clause.setdefault(clause, set()).add(int(article_rows[j]))
+        carried = max(by_clause, key=lambda clause: len(by_clause[clause]), default=WHOLE)
+        carriers = {candidate.article_row}
+        for j, clause in matches:
+            if clause in (WHOLE, carried) and int(article_rows[j]) not in carriers and free(j):
                 candidate.corroborating.append(pool[j])
                 carriers.add(pool[j].article_row)
                 use(j)

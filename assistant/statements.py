@@ -175,39 +175,49 @@ class Grouping:
     same_numbers: float = 0.5
 
 
-def clause_overlap(a: Claim, b: Claim, min_shared: int) -> float:
-    """Return the largest share of a clause's terms that a clause of the other sentence has."""
-    best = 0.0
+def clause_overlap(a: Claim, b: Claim, min_shared: int) -> tuple[float, int]:
+    """Return the largest share of a clause's terms that a clause of the other sentence has, and which clause of `a`
+    that is (-1 when none shares enough)."""
+    best, clause = 0.0, -1
     names = a.names | b.names
     if not (a.content & b.content) - names:
-        return best
-    for x in a.clauses:
+        return best, clause
+    for index, x in enumerate(a.clauses):
         for y in b.clauses:
             if ("no" in x) != ("no" in y):
                 continue  # one clause denies what the other says
             shared = x & y - {"no"}
             if len(shared) >= min_shared and shared - names:
-                best = max(best, len(shared) / (min(len(x), len(y)) - ("no" in x)))
-    return best
+                share = len(shared) / (min(len(x), len(y)) - ("no" in x))
+                if share > best:
+                    best, clause = share, index
+    return best, clause
 
 
-def same_statement(a: Claim, b: Claim, grouping: Grouping = Grouping(), similarity: float | None = None) -> bool:
-    """Return True if the two sentences carry the same statement, worded alike or not.
+WHOLE = -1
+"""What `shared_clause` returns when the two sentences are alike as wholes."""
 
-    `similarity` is their vectors' cosine when the caller has it already.
-    """
+
+def shared_clause(a: Claim, b: Claim, grouping: Grouping = Grouping(), similarity: float | None = None) -> int | None:
+    """Return which clause of `a` the sentence `b` carries too (WHOLE: the whole sentence), None if it says something
+    else. `similarity` is their vectors' cosine when the caller has it already."""
     similarity = float(a.vector @ b.vector) if similarity is None else similarity
     if a.numbers and b.numbers and len(a.numbers & b.numbers) < grouping.same_numbers * len(a.numbers | b.numbers):
-        return False  # other figures, another statement (another day's prices, another count)
+        return None  # other figures, another statement (another day's prices, another count)
     if a.directions and b.directions and a.directions != b.directions:
-        return False  # one says up where the other says down
+        return None  # one says up where the other says down
     if similarity >= grouping.same_vector:
-        return True
+        return WHOLE
     if similarity < grouping.related_vector:
-        return False
-    overlap = clause_overlap(a, b, grouping.min_shared_terms)
-    close = similarity >= grouping.close_vector
-    return overlap >= (grouping.close_clause if close else grouping.related_clause)
+        return None
+    overlap, clause = clause_overlap(a, b, grouping.min_shared_terms)
+    needed = grouping.close_clause if similarity >= grouping.close_vector else grouping.related_clause
+    return clause if overlap >= needed else None
+
+
+def same_statement(a: Claim, b: Claim, grouping: Grouping = Grouping()) -> bool:
+    """Return True if the two sentences carry the same statement, worded alike or not."""
+    return shared_clause(a, b, grouping) is not None
 
 
 # --- independent sources -----------------------------------------------------------------------
