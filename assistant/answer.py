@@ -246,7 +246,9 @@ def _select(
     store = retriever.store
     rows = [c.row for c in candidates] + others
     vectors = retriever.sentence_vectors_of(rows)
-    article_rows = store.sentences[rows, ARTICLE]
+    spans = store.sentences[rows]
+    article_rows = spans[:, ARTICLE]
+    spans = spans.tolist()
     pool: dict[int, Candidate] = dict(enumerate(candidates))
     claims: dict[int, Claim] = {}
 
@@ -257,7 +259,7 @@ def _select(
 
     def claim_of(j: int) -> Claim:
         if j not in claims:
-            article_row, start, end = store.sentences[rows[j]].tolist()
+            article_row, start, end = spans[j]
             claims[j] = claim(store.articles[article_row].text[start:end], vectors[j])
         return claims[j]
 
@@ -281,9 +283,8 @@ def _select(
         similarities = vectors @ vectors[i]
         near = (similarities >= settings.grouping.related_vector) & (article_rows != candidate.article_row)
         cosines = similarities.tolist()
-        clauses = {
-            j: shared_clause(claim_of(i), claim_of(j), settings.grouping, cosines[j]) for j in np.flatnonzero(near)
-        }
+        mine = claim_of(i)
+        clauses = {j: shared_clause(mine, claim_of(j), settings.grouping, cosines[j]) for j in np.flatnonzero(near)}
         matches = [(j, clause) for j, clause in clauses.items() if clause is not None and free(j)]
         # A sentence that makes two claims is one statement: the claim that most other articles carry.
         by_clause: dict[int, set[int]] = {}
