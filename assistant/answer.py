@@ -53,8 +53,8 @@ class Citation:
 class Version:
     """One article's wording of a statement: its citation, its source's label, and where it differs from the first.
 
-    `differences` are (start, end) offsets into the article's text of the words that the other versions word
-    otherwise (for the first version: the words some other version lacks).
+    `differences` are (start, end) offsets into the article's text of the words that differ from the first version
+    (for the first version: the words some other version lacks); given for comparison questions, empty otherwise.
     """
 
     n: int
@@ -425,13 +425,13 @@ def _statement(store: Store, versions: list[Citation], *, compare: bool) -> Stat
         independent_sources=len(set(source_groups(texts).values())),
         first_date=min(dates) if dates else None,
         speaker=max(named, key=lambda s: (named.count(s), len(s))) if named else None,
-        versions=_versions(versions) if compare else [Version(v.n, v.label, []) for v in versions],
+        versions=_versions(versions, compare=compare),
     )
 
 
-def _versions(versions: list[Citation]) -> list[Version]:
-    """Return each version with the spans of its words that differ (none for a statement with one version)."""
-    if len(versions) == 1:
-        return [Version(versions[0].n, versions[0].label, [])]
+def _versions(versions: list[Citation], *, compare: bool) -> list[Version]:
+    """Return each version, with the spans of its words that differ when `compare` (and there are several)."""
+    if not compare or len(versions) == 1:
+        return [Version(v.n, v.label, []) for v in versions]
     spans = differing_spans([v.excerpt for v in versions])
     return [Version(v.n, v.label, [(v.start + a, v.start + b) for a, b in d]) for v, d in zip(versions, spans)]
