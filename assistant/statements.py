@@ -163,8 +163,8 @@ def claim(text: str, vector: np.ndarray) -> Claim:
 @dataclass(frozen=True)
 class Grouping:
     """When two sentences count as one statement: very close vectors; or close vectors and a clause sharing half its
-    content words; or related vectors and a clause sharing most of them. Chosen on eval/grouping-pairs.jsonl's dev
-    split (`python eval/grouping.py --tune`)."""
+    content words; or related vectors and a clause sharing (by default) all of them. Chosen on the dev split of
+    eval/grouping-pairs.jsonl (`python eval/grouping.py --tune`)."""
 
     same_vector: float = 0.82
     close_vector: float = 0.65
@@ -269,7 +269,10 @@ _NOT_PERSON = frozenset(
     "The This That It Kremlin Moscow Russia Washington NATO Ukraine White House Sputnik TASS Reuters Bloomberg "
     "Western West US EU China France Germany Europe Izvestiya".split()
 )
-_TITLE_WORDS = frozenset("Kremlin Spokesman Spokeswoman President Minister Secretary Defense Chancellor".split())
+_TITLE_WORDS = frozenset(
+    "Kremlin Spokesman Spokeswoman President Prime Minister Secretary Defense Foreign Chancellor General "
+    "Russian American British Chinese French German Ukrainian Japanese".split()
+)
 
 
 def _person(name: str) -> str | None:
