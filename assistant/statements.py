@@ -234,6 +234,7 @@ def _shingles(text: str) -> frozenset[int]:
     return frozenset(hash(" ".join(words[i : i + _SHINGLE])) for i in range(max(1, len(words) - _SHINGLE + 1)))
 
 
+@lru_cache(maxsize=4096)
 def same_source(a: str, b: str) -> bool:
     """Return True if one article copies or lightly rewrites the other (most of the shorter one's 5-grams)."""
     x, y = _shingles(a), _shingles(b)
