@@ -12,6 +12,18 @@ import numpy as np
 
 from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
+from assistant.statements import (
+    WHOLE,
+    Claim,
+    Grouping,
+    claim,
+    is_comparison,
+    shared_clause,
+    source_groups,
+    speaker,
+    whole_quotation,
+)
+from assistant.wording import differing_spans
 from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
 from embeddings.terms import terms
 
@@ -43,10 +55,24 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Version:
+    """One article's wording of a statement: its citation, its source's label, and where it differs from the first.
+
+    `differences` are (start, end) offsets into the article's text of the words that differ from the first version
+    (for the first version: the words some other version lacks); given for comparison questions, empty otherwise.
+    """
+
+    n: int
+    label: str
+    differences: list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
 class Statement:
     """One claim or quotation of an answer, with one cited excerpt (a version) from each article that carries it.
 
-    `citations` are the `n` of the answer's citations that are its versions, the first one quoted as its text.
+    `citations` are the `n` of the answer's citations that are its versions, the first one quoted as its text;
+    `independent_sources` counts the versions' articles, those that copy or lightly rewrite one another once.
     """
 
     text: str
@@ -55,6 +81,7 @@ class Statement:
     independent_sources: int
     first_date: str | None
     speaker: str | None = None
+    versions: list[Version] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,8 @@ class Candidate:
     coverage: float = 0.0
     score: float = 0.0
     corroborating: list[Candidate] = field(default_factory=list)
+    span: tuple[int, int] = (0, 0)
+    """The excerpt quoted for this sentence: the sentence with its whole quotation (see statements.whole_quotation)."""
 
     @property
     def versions(self) -> list[Candidate]:
@@ -117,7 +146,7 @@ class AnswerSettings:
     passages: int = 8
     max_sentences: int = 3
     min_relative_score: float = 0.5
-    same_statement: float = 0.82
+    grouping: Grouping = field(default_factory=Grouping)
     min_answer_probability: float | None = None
     """Questions whose evidence gives a lower probability of an answer are declined; None: the calibrated threshold."""
     similarity_weight: float = 0.6
@@ -213,24 +242,69 @@ def _candidates(
     return sorted(candidates, key=lambda c: -c.score)
 
 
-def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
-    """Return the statements to quote: the best candidates, each other article's copy attached as corroboration."""
-    vectors = retriever.sentence_vectors_of([c.row for c in candidates])
+def _select(
+    retriever: Retriever, candidates: list[Candidate], others: list[int], settings: AnswerSettings
+) -> list[Candidate]:
+    """Return the statements to quote: the best candidates, each with the sentences of other articles that carry the
+    same statement attached as its versions (one per article); no two quoted excerpts overlap.
+
+    `others` are sentence rows that may be versions but not statements (see _other_sentences).
+    """
+    store = retriever.store
+    rows = [c.row for c in candidates] + others
+    vectors = retriever.sentence_vectors_of(rows)
+    spans = store.sentences[rows]
+    article_rows = spans[:, ARTICLE]
+    spans = spans.tolist()
+    pool: dict[int, Candidate] = dict(enumerate(candidates))
+    claims: dict[int, Claim] = {}
+
+    def candidate_of(j: int) -> Candidate:
+        if j not in pool:
+            pool[j] = _unscored(retriever, rows[j])
+        return pool[j]
+
+    def claim_of(j: int) -> Claim:
+        if j not in claims:
+            article_row, start, end = spans[j]
+            claims[j] = claim(store.articles[article_row].text[start:end], vectors[j])
+        return claims[j]
+
     chosen: list[int] = []
-    absorbed: set[int] = set()
+    used: dict[int, list[tuple[int, int]]] = {}  # article row -> quoted spans
+
+    def free(j: int) -> bool:
+        start, end = _excerpt_span(retriever, candidate_of(j))
+        return not any(start < b and end > a for a, b in used.get(pool[j].article_row, []))
+
+    def use(j: int) -> None:
+        used.setdefault(pool[j].article_row, []).append(pool[j].span)
+
     for i, candidate in enumerate(candidates):
         if candidate.score < settings.min_relative_score * candidates[0].score or len(chosen) == settings.max_sentences:
             break  # candidates come best first
-        if i in absorbed:
+        if not free(i):
             continue
         chosen.append(i)
-        articles = {candidate.article_row}
-        for j in np.flatnonzero(vectors @ vectors[i] >= settings.same_statement).tolist():
-            if j != i and j not in absorbed and j not in chosen:
-                absorbed.add(j)
-                if candidates[j].article_row not in articles:
-                    articles.add(candidates[j].article_row)
-                    candidate.corroborating.append(candidates[j])
+        use(i)
+        similarities = vectors @ vectors[i]
+        near = (similarities >= settings.grouping.related_vector) & (article_rows != candidate.article_row)
+        cosines = similarities.tolist()
+        mine = claim_of(i)
+        clauses = {j: shared_clause(mine, claim_of(j), settings.grouping, cosines[j]) for j in np.flatnonzero(near)}
+        matches = [(j, clause) for j, clause in clauses.items() if clause is not None and free(j)]
+        # A sentence that makes two claims is one statement: the claim that most other articles carry.
+        by_clause: dict[int, set[int]] = {}
+        for j, clause in matches:
+            if clause != WHOLE:
+                by_clause.setdefault(clause, set()).add(int(article_rows[j]))
+        carried = max(by_clause, key=lambda clause: len(by_clause[clause]), default=WHOLE)
+        carriers = {candidate.article_row}
+        for j, clause in matches:
+            if clause in (WHOLE, carried) and int(article_rows[j]) not in carriers and free(j):
+                candidate.corroborating.append(pool[j])
+                carriers.add(pool[j].article_row)
+                use(j)
     statements = [candidates[i] for i in chosen]
     # Read well: the best statement first, then the rest grouped by article, each article in its own order.
     first_seen = {}
@@ -239,39 +313,43 @@ def _select(retriever: Retriever, candidates: list[Candidate], settings: AnswerS
     return statements[:1] + sorted(statements[1:], key=lambda s: (first_seen[s.article_row], s.start))
 
 
-def _quote_marks(text: str) -> int:
-    """Return how many quotations `text` opens (positive) or closes (negative) without the other half."""
-    return text.count("“") - text.count("”") + (text.count('"') % 2)
+def _other_sentences(store: Store, hits: list[Hit], candidates: list[Candidate]) -> list[int]:
+    """Return the rows of the retrieved articles' sentences outside the retrieved passages: they can be versions of
+    a statement (an outlet may carry it in a paragraph the question did not retrieve), never statements."""
+    seen = {c.row for c in candidates}
+    rows: list[int] = []
+    for article_row in dict.fromkeys(int(store.passages[hit.row, ARTICLE]) for hit in hits):
+        # The sentence table lists each article's sentences together, articles in order.
+        first, stop = np.searchsorted(store.sentences[:, ARTICLE], [article_row, article_row + 1]).tolist()
+        rows += [row for row in range(first, stop) if row not in seen]
+    return rows
 
 
-def _complete_quotes(retriever: Retriever, candidate: Candidate, *, reach: int = 2) -> tuple[int, int]:
-    """Return the span of a sentence widened to whole sentences until a quotation it opens or closes is whole."""
+def _unscored(retriever: Retriever, row: int) -> Candidate:
+    """Return sentence `row` as an unscored candidate, with the first passage that holds it."""
     store = retriever.store
-    first = last = candidate.row
-    text = store.articles[candidate.article_row].text
+    article_row, start, end = store.sentences[row].tolist()
+    low, high = np.searchsorted(store.passages[:, ARTICLE], [article_row, article_row + 1]).tolist()
+    passage = next(p for p in range(low, high) if store.passages[p, SENTENCE_STOP] > row)
+    passage_start, passage_end = store.passages[passage, [START, END]].tolist()
+    hit = Hit(passage, store.articles[article_row], passage_start, passage_end, 0.0, 0.0)
+    return Candidate(row, article_row, start, end, hit, 0.0, frozenset(), False)
 
-    def span_text(a: int, b: int) -> str:
-        return text[store.sentences[a, START] : store.sentences[b, END]]
 
-    balance = _quote_marks(span_text(first, last))
-    while balance > 0 and last - candidate.row < reach and last + 1 < len(store.sentences):
-        if store.sentences[last + 1, ARTICLE] != candidate.article_row:
-            break
-        last += 1
-        balance = _quote_marks(span_text(first, last))
-    while balance < 0 and candidate.row - first < reach and first > 0:
-        if store.sentences[first - 1, ARTICLE] != candidate.article_row:
-            break
-        first -= 1
-        balance = _quote_marks(span_text(first, last))
-    if balance != 0:
-        return candidate.start, candidate.end
-    return int(store.sentences[first, START]), int(store.sentences[last, END])
+def _excerpt_span(retriever: Retriever, candidate: Candidate, *, reach: int = 8) -> tuple[int, int]:
+    """Return (and keep on the candidate) the span quoted for its sentence: with its whole quotation."""
+    if candidate.span == (0, 0):
+        store = retriever.store
+        rows = store.sentences[max(0, candidate.row - reach) : candidate.row + reach + 1]
+        around = [(a, b) for article, a, b in rows.tolist() if article == candidate.article_row]
+        text = store.articles[candidate.article_row].text
+        candidate.span = whole_quotation(text, candidate.start, candidate.end, around)
+    return candidate.span
 
 
 def _citation(retriever: Retriever, candidate: Candidate, n: int) -> Citation:
     article = retriever.store.articles[candidate.article_row]
-    start, end = _complete_quotes(retriever, candidate)
+    start, end = _excerpt_span(retriever, candidate)
     return Citation(
         n=n,
         article_id=article.id,
@@ -331,7 +409,7 @@ def answer_question(
         return Answer(question, True, query=query, evidence=judged | {"reason": "weak evidence"}, store=store)
     if focus is not None:
         candidates = focus.choose(retriever, candidates, settings)
-    return quote(question, retriever, candidates, settings, query=query, evidence=judged, store=store)
+    return quote(question, retriever, candidates, settings, hits=hits, query=query, evidence=judged, store=store)
 
 
 def quote(
@@ -340,28 +418,50 @@ def quote(
     candidates: list[Candidate],
     settings: AnswerSettings,
     *,
+    hits: list[Hit],
     query: str,
     evidence: dict,
     store: Store,
 ) -> Answer:
-    """Return the answer quoting the best of `candidates` (best first), each statement with its versions' citations."""
+    """Return the answer quoting the best of `candidates` (best first), each statement with its versions' citations.
+
+    Other sentences of the `hits`' articles may join a statement as versions.
+    """
     citations: list[Citation] = []
     statements: list[Statement] = []
-    for chosen in _select(retriever, candidates, settings):
+    compare = is_comparison(question)
+    selected = _select(retriever, candidates, _other_sentences(store, hits, candidates), settings)
+    if compare:  # statements that several outlets carry first: they are what a comparison is about
+        selected.sort(key=lambda chosen: -len(chosen.versions))
+    for chosen in selected:
         versions = [_citation(retriever, source, len(citations) + n) for n, source in enumerate(chosen.versions, 1)]
         citations += versions
-        statements.append(_statement(versions))
+        statements.append(_statement(store, versions, compare=compare))
     return Answer(question, False, statements, citations, query, evidence, store)
 
 
-def _statement(versions: list[Citation]) -> Statement:
-    """Return the statement carried by `versions` (its first version quoted as its text)."""
+def _statement(store: Store, versions: list[Citation], *, compare: bool) -> Statement:
+    """Return the statement carried by `versions` (its first version quoted as its text); `compare`: mark where the
+    versions' wording differs."""
     outlets = list(dict.fromkeys(v.outlet for v in versions if v.outlet))
     dates = [v.date for v in versions if v.date]
+    texts = {v.article_id: store.article_by_id[v.article_id].text for v in versions}
+    speakers = [speaker(texts[v.article_id], v.start, v.end) for v in versions]
+    named = [s for s in speakers if s]
     return Statement(
         text=versions[0].excerpt,
         citations=[v.n for v in versions],
         outlets=outlets,
-        independent_sources=len({v.article_id for v in versions}),
+        independent_sources=len(set(source_groups(texts).values())),
         first_date=min(dates) if dates else None,
+        speaker=max(named, key=lambda s: (named.count(s), len(s))) if named else None,
+        versions=_versions(versions, compare=compare),
     )
+
+
+def _versions(versions: list[Citation], *, compare: bool) -> list[Version]:
+    """Return each version, with the spans of its words that differ when `compare` (and there are several)."""
+    if not compare or len(versions) == 1:
+        return [Version(v.n, v.label, []) for v in versions]
+    spans = differing_spans([v.excerpt for v in versions])
+    return [Version(v.n, v.label, [(v.start + a, v.start + b) for a, b in d]) for v, d in zip(versions, spans)]

@@ -94,13 +94,56 @@ def _settings(args):
     return AnswerSettings(max_sentences=args.max_sentences)
 
 
+def _marked(citation, differences) -> str:
+    """Return a version's excerpt with each run of differing words wrapped in *asterisks*."""
+    text, pieces, position = citation.excerpt, [], 0
+    runs: list[list[int]] = []
+    for start, end in differences:
+        a, b = start - citation.start, end - citation.start
+        if runs and not any(ch.isalnum() for ch in text[runs[-1][1] : a]):
+            runs[-1][1] = b  # words apart only by spaces or punctuation form one run
+        else:
+            runs.append([a, b])
+    for a, b in runs:
+        pieces += [text[position:a], f"*{text[a:b]}*"]
+        position = b
+    return "".join(pieces) + text[position:]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def format_comparison(answer) -> list[str]:
+    """Return the lines that set each statement's versions side by side, differing words marked *like this*."""
+    by_n = {c.n: c for c in answer.citations}
+    lines = []
+    for number, statement in enumerate(answer.statements, start=1):
+        facts = [
+            statement.speaker,
+            _count(len(statement.versions), "version"),
+            _count(statement.independent_sources, "independent source"),
+            statement.first_date and f"first reported {statement.first_date}",
+        ]
+        lines += ["", f"Statement {number} ({', '.join(f for f in facts if f)}):"]
+        for version in statement.versions:
+            line = f"[{version.n}] {version.label}: {_marked(by_n[version.n], version.differences)}"
+            lines += textwrap.wrap(line, width=100, initial_indent="  ", subsequent_indent="      ")
+    return lines
+
+
 def format_answer(answer) -> str:
-    """Return an answer for the terminal: its text, then each numbered source with its excerpt."""
+    """Return an answer for the terminal: its text (for a comparison, each statement's versions with their
+    differences marked), then each numbered source with its excerpt."""
     from assistant.export import source_line
+    from assistant.statements import is_comparison
 
     lines = textwrap.wrap(answer.answer, width=100) or [answer.answer]
     if answer.abstained:
         return "\n".join(lines)
+    if is_comparison(answer.question):
+        lines = ["How each source worded it (words that differ between versions are marked *like this*):"]
+        lines += format_comparison(answer)
     lines += ["", "Sources:"]
     for c in answer.citations:
         lines.append(f" [{c.n}] {source_line(c)}")

@@ -426,7 +426,7 @@ class Focus:
         if not (self.leave_out or self.prefer or self.aspect or self.own_vector is not None or len(self.outlets) > 1):
             return candidates  # a first question: nothing to rescore
         store = retriever.store
-        repeated = _repeats(retriever, candidates, self.leave_out, settings.same_statement)
+        repeated = _repeats(retriever, candidates, self.leave_out, settings.grouping.same_vector)
         own = [0.0] * len(candidates)
         if self.own_vector is not None:
             own = (retriever.sentence_vectors_of([c.row for c in candidates]) @ self.own_vector).tolist()

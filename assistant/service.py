@@ -156,4 +156,6 @@ class Assistant:
         if not leads:
             return Answer(question, True, query=reading.query, evidence=evidence | {"reason": "no article dated so"},
                           store=store)  # fmt: skip
-        return quote(question, self.retriever, leads, settings, query=reading.query, evidence=evidence, store=store)
+        hits = [c.hit for c in leads]
+        return quote(question, self.retriever, leads, settings, hits=hits, query=reading.query, evidence=evidence,
+                     store=store)  # fmt: skip

@@ -1,0 +1,70 @@
+"""Grouping: precision and recall of `same_statement` on labelled sentence pairs (eval/grouping-pairs.jsonl).
+
+python eval/grouping.py            # figures for the dev and test splits with the default settings
+python eval/grouping.py --tune     # also search the settings on dev, and show test with the best ones
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+from assistant.statements import Grouping, claim, same_statement
+from embeddings.encoder import Encoder
+
+PAIRS = Path(__file__).with_name("grouping-pairs.jsonl")
+
+
+def scores(pairs: list[dict], claims: dict, grouping: Grouping) -> dict:
+    """Return precision, recall and counts of the grouping decision over labelled pairs."""
+    said = [same_statement(claims[p["a"]], claims[p["b"]], grouping) for p in pairs]
+    true_positive = sum(s and p["same"] for s, p in zip(said, pairs))
+    predicted, actual = sum(said), sum(p["same"] for p in pairs)
+    return {
+        "pairs": len(pairs),
+        "same": actual,
+        "precision": true_positive / predicted if predicted else 1.0,
+        "recall": true_positive / actual if actual else 1.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tune", action="store_true", help="search the settings on the dev split")
+    parser.add_argument("--errors", action="store_true", help="list the pairs decided wrongly")
+    args = parser.parse_args()
+    pairs = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = sorted({p["a"] for p in pairs} | {p["b"] for p in pairs})
+    vectors = Encoder().encode(texts)
+    claims = {text: claim(text, vector) for text, vector in zip(texts, vectors)}
+    split = {name: [p for p in pairs if p["split"] == name] for name in ("dev", "test")}
+    settings = [Grouping()]
+    if args.tune:
+        grid = itertools.product(
+            (0.82, 0.86), (0.55, 0.6, 0.65, 0.7), (0.34, 0.4, 0.5, 0.6), (0.3, 0.4), (0.67, 0.75, 1.0), (2, 3)
+        )
+        settings = [Grouping(*values) for values in grid]
+        best = max(settings, key=lambda g: _f1(scores(split["dev"], claims, g)))
+        print(f"best on dev: {best}")
+        settings = [best]
+    for name, chosen in split.items():
+        result = scores(chosen, claims, settings[0])
+        print(
+            f"{name}: {result['pairs']} pairs ({result['same']} same), "
+            f"precision {result['precision']:.3f}, recall {result['recall']:.3f}"
+        )
+        if args.errors:
+            for p in chosen:
+                if same_statement(claims[p["a"]], claims[p["b"]], settings[0]) != p["same"]:
+                    print(f"  {'missed' if p['same'] else 'wrongly grouped'}: {p['a'][:90]!r} | {p['b'][:90]!r}")
+
+
+def _f1(result: dict) -> float:
+    p, r = result["precision"], result["recall"]
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+if __name__ == "__main__":
+    main()
