@@ -17,9 +17,12 @@ from embeddings.terms import terms
 
 @dataclass(frozen=True)
 class Filters:
-    """Which articles a search may return: by outlet and by date range (YYYY-MM-DD, inclusive)."""
+    """Which articles a search may return: by outlet and by date range (YYYY-MM-DD, inclusive).
 
-    outlets: frozenset[str] | None = None
+    `outlets` may hold None, which admits the articles whose outlet is not known.
+    """
+
+    outlets: frozenset[str | None] | None = None
     date_from: str | None = None
     date_to: str | None = None
 
