@@ -67,7 +67,7 @@ def show_timeline(turn: dict, cited: list[render.Source]) -> None:
         if chart is not None:
             key = f"timeline-{turn['id']}"
             event = st.altair_chart(chart, on_select="rerun", selection_mode=charts.SELECTION, key=key)
-            for point in event.selection.get(charts.SELECTION, [])[:1]:
+            for point in (event.selection.get(charts.SELECTION) or [])[:1]:
                 st.html(render.source_html(cited[point["card"]]))
         if undated:
             names = "; ".join(f"{''.join(f'[{c.n}]' for c in s.citations)} {s.head.label}" for s in undated)

@@ -69,10 +69,10 @@ def _date_bars(rows: list[dict]) -> alt.Chart:
         alt.Chart(alt.Data(values=rows), title=alt.Title("Articles by month", fontSize=12, anchor="start"))
         .mark_bar(color="#1a5fb4")
         .encode(
-            x=alt.X("yearmonth(day):T", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0, tickCount=4)),
+            x=alt.X("yearmonth(day):O", title=None, axis=alt.Axis(format="%b %Y", formatType="time", labelAngle=0)),
             y=alt.Y("sum(articles):Q", title=None, axis=alt.Axis(tickMinStep=1)),
             tooltip=[
-                alt.Tooltip("yearmonth(day):T", title="Month", format="%B %Y"),
+                alt.Tooltip("yearmonth(day):O", title="Month", format="%B %Y", formatType="time"),
                 alt.Tooltip("sum(articles):Q", title="Articles"),
             ],
         )

@@ -15,7 +15,8 @@ from assistant.retrieval import Filters
 _ALWAYS = re.compile(r"[`*|]|\\(?=[!-/:-@\[-`{-~])|_(?!\w)|(?<!\w)_|<(?=[A-Za-z/!?])|&(?=#?\w+;)|\](?=[(\[:])")
 _DIRECTIVE = re.compile(r"(:\w+)\[")  # Streamlit's :red[...] and :material/icon:
 _PAIRED = "$~"  # math and strikethrough need two: a lone "$5" stays as it is
-_LINE_START = re.compile(r"^([#>=+-]|\d+(?=[.)])|~~~)", re.MULTILINE)
+_LINE_START = re.compile(r"^([#>=+-]|~~~)", re.MULTILINE)
+_LIST_NUMBER = re.compile(r"^(\d+)([.)])", re.MULTILINE)
 
 
 def inert_markdown(text: str) -> str:
@@ -25,7 +26,7 @@ def inert_markdown(text: str) -> str:
     for mark in _PAIRED:
         if text.count(mark) > 1:
             text = text.replace(mark, "\\" + mark)
-    return _LINE_START.sub(r"\\\1", text)
+    return _LIST_NUMBER.sub(r"\1\\\2", _LINE_START.sub(r"\\\1", text))
 
 
 def quoted(text: str, indent: str = "") -> list[str]:

@@ -81,7 +81,10 @@ def _names(store: Store) -> tuple[tuple[str, ...], tuple[str, ...]]:
     for article in store.articles[::step]:
         speakers.update(set(_SPEAKER.findall(article.text)) - _NOT_NAMES)
         names.update({n for n in _NAME.findall(article.text) if n not in _NOT_NAMES and n.title() not in outlets})
-    return tuple(n for n, _ in speakers.most_common(2)), tuple(n for n, _ in names.most_common(6))
+    def top(counts: Counter, k: int) -> tuple[str, ...]:
+        return tuple(sorted(counts, key=lambda name: (-counts[name], name))[:k])
+
+    return top(speakers, 2), top(names, 6)
 
 
 def corpus_overview(store: Store) -> CorpusOverview:
