@@ -29,7 +29,7 @@ a.na-cite:hover { text-decoration: underline; }
   scroll-margin-top: 4.5rem; }
 .na-source-head { font-size: 0.9rem; margin-bottom: 0.25rem; }
 .na-source-head b { color: #1a5fb4; }
-.na-meta { color: #6b7280; }
+.na-meta { color: #6b7280; font-size: 0.88rem; }
 .na-excerpt { margin: 0.15rem 0; font-size: 0.92rem; line-height: 1.5; scroll-margin-top: 4.5rem; }
 .na-excerpt .na-n { color: #1a5fb4; font-weight: 600; font-size: 0.8rem; margin-right: 0.25rem; }
 .na-source details { margin-top: 0.2rem; }
