@@ -81,6 +81,7 @@ def _names(store: Store) -> tuple[tuple[str, ...], tuple[str, ...]]:
     for article in store.articles[::step]:
         speakers.update(set(_SPEAKER.findall(article.text)) - _NOT_NAMES)
         names.update({n for n in _NAME.findall(article.text) if n not in _NOT_NAMES and n.title() not in outlets})
+
     def top(counts: Counter, k: int) -> tuple[str, ...]:
         return tuple(sorted(counts, key=lambda name: (-counts[name], name))[:k])
 

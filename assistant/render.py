@@ -25,6 +25,7 @@ STYLE = """<style>
 a.na-cite { font-size: 0.72em; font-weight: 600; color: #1a5fb4; vertical-align: super; margin-left: 1px;
   text-decoration: none; }
 a.na-cite:hover { text-decoration: underline; }
+.na-cites { white-space: nowrap; }
 .na-source { border-left: 3px solid #1a5fb4; padding: 0.1rem 0 0.1rem 0.7rem; margin: 0.2rem 0;
   scroll-margin-top: 4.5rem; }
 .na-source-head { font-size: 0.9rem; margin-bottom: 0.25rem; }
@@ -81,7 +82,7 @@ def answer_html(answer: Answer, turn: int = 0) -> str:
     for statement in answer.statements:
         links = "".join(f'<a class="na-cite" href="#{cite_id(turn, n)}">[{n}]</a>' for n in statement.citations)
         parts.append(
-            f'<div class="na-statement"><p>{escape(statement.text)}{links}</p>'
+            f'<div class="na-statement"><p>{escape(statement.text)}<span class="na-cites">{links}</span></p>'
             f'<div class="na-badge">{escape(badge(statement, citations))}</div></div>'
         )
     return f'<div class="na-answer" id="answer-{turn}">{"".join(parts)}</div>'
