@@ -11,7 +11,6 @@ from html import escape
 from pathlib import Path
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from assistant import charts, render
 from assistant.answer import AnswerSettings
@@ -57,7 +56,7 @@ def progress_bar(label: str):
 
 @st.dialog("Cited article", width="large")
 def show_article(source: render.Source) -> None:
-    components.html(render.article_document(source), height=520)
+    st.iframe(render.article_document(source), height=520)
 
 
 def show_timeline(turn: dict, cited: list[render.Source]) -> None:
@@ -191,7 +190,7 @@ if question:
 for turn in state.turns:
     show_turn(turn)
 if question:
-    components.html(SCROLL.replace("ID", str(state.turns[-1]["id"])), height=0)
+    st.iframe(SCROLL.replace("ID", str(state.turns[-1]["id"])), height=1)
 if not state.turns:
     st.info(overview.summary() + " Ask a question below, or try one of these:", icon=":material/forum:")
     for number, example in enumerate(overview.example_questions()):
