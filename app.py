@@ -44,8 +44,10 @@ st.html(render.STYLE)
 
 @st.cache_resource(show_spinner="Loading the model and the index…")
 def load_assistant(index_dir: str) -> Assistant:
-    """Return the assistant over `index_dir`, shared by every session of this process."""
-    return Assistant(Path(index_dir))
+    """Return the assistant over `index_dir`, shared by every session of this process, its model warmed up."""
+    assistant = Assistant(Path(index_dir))
+    assistant.encoder.encode(["warm up"])  # onnxruntime's first call takes about 0.3 s: not the first question's
+    return assistant
 
 
 def progress_bar(label: str):
