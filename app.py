@@ -16,7 +16,7 @@ from assistant import charts, render
 from assistant.answer import AnswerSettings
 from assistant.conversation import Conversation
 from assistant.export import Turn, conversation_markdown, turn_markdown
-from assistant.labels import UNKNOWN_OUTLET, filters_label, plural, readable_date, shown_path
+from assistant.labels import UNKNOWN_OUTLET, filters_label, plural
 from assistant.retrieval import Filters
 from assistant.service import Assistant
 from embeddings import settings
@@ -71,8 +71,7 @@ def show_timeline(turn: dict, cited: list[render.Source]) -> None:
             for point in (event.selection.get(charts.SELECTION) or [])[:1]:
                 st.html(render.source_html(cited[point["card"]]))
         if undated:
-            names = "; ".join(f"{''.join(f'[{c.n}]' for c in s.citations)} {s.head.label}" for s in undated)
-            st.html(f'<div class="na-meta">Undated: {escape(names)}</div>')
+            st.html(render.undated_html(undated))
 
 
 def show_turn(turn: dict) -> None:
@@ -103,29 +102,15 @@ def show_turn(turn: dict) -> None:
 
 
 def show_upload_report(report) -> None:
-    index = report.index
-    changed = [f for f in report.files if f.change != "unchanged"]
+    changed = [file for file in report.files if file.change != "unchanged"]
     if changed:
         st.success(f"Added {plural(len(changed), 'file')} to the corpus:")
-        items = []
-        for file in changed:
-            found = "".join(f"<li>{escape(detected(article))}</li>" for article in file.articles[:5]) + (
-                f"<li>and {len(file.articles) - 5} more</li>" if len(file.articles) > 5 else ""
-            )
-            items.append(f"<li><b>{escape(file.name)}</b> ({file.change})<ul>{found}</ul></li>")
-        st.html(f'<ul class="na-added">{"".join(items)}</ul>')
-    elif not index.skipped:
+        st.html(render.added_html(changed))
+    elif not report.index.skipped:
         st.info("Those files are already in the corpus.")
-    if index.skipped:
-        st.error(f"{plural(len(index.skipped), 'file')} not added:")
-        items = "".join(f"<li><b>{escape(shown_path(s.path))}</b>: {escape(s.reason)}</li>" for s in index.skipped)
-        st.html(f'<ul class="na-rejected">{items}</ul>')
-
-
-def detected(article) -> str:
-    title = f"“{article.title}”" if article.title else "no title found"
-    day = readable_date(article.date) or "no date found"
-    return f"{title} · {article.outlet or 'no outlet found'} · {day}"
+    if report.index.skipped:
+        st.error(f"{len(report.index.skipped)} not added:")
+        st.html(render.refused_html(report.index.skipped))
 
 
 def ask_example(question: str) -> None:

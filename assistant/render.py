@@ -14,7 +14,8 @@ from assistant.export import badge
 from assistant.labels import readable_date, shown_path
 from assistant.overview import CorpusOverview
 from assistant.wording import differing_spans
-from embeddings.articles import Article
+from embeddings.articles import Article, Skipped
+from embeddings.uploads import UploadedFile
 
 STYLE = """<style>
 .na-answer { font-size: 1.02rem; line-height: 1.6; scroll-margin-top: 4.5rem; }
@@ -197,6 +198,35 @@ mark {{ background: #fff3a3; color: #111827; padding: 0 2px; outline: 2px solid 
 const box = document.getElementById("article"), mark = document.getElementById("cited");
 box.scrollTop = mark.offsetTop - box.offsetTop - (box.clientHeight - mark.offsetHeight) / 2;
 </script></body></html>"""
+
+
+def undated_html(undated: list[Source]) -> str:
+    """Return the sources without a date as one line: "Undated: [2] Bloomberg; [4] …"."""
+    names = "; ".join(f"{''.join(f'[{c.n}]' for c in s.citations)} {s.head.label}" for s in undated)
+    return f'<div class="na-meta">Undated: {escape(names)}</div>'
+
+
+def detected(article: Article) -> str:
+    """Return what was found in an added article: its title, outlet and date, or that each was not found."""
+    title = f"“{article.title}”" if article.title else "no title found"
+    return f"{title} · {article.outlet or 'no outlet found'} · {readable_date(article.date) or 'no date found'}"
+
+
+def added_html(files: list[UploadedFile], *, shown: int = 5) -> str:
+    """Return the files an upload added, each with what was detected in its first `shown` articles."""
+    items = []
+    for file in files:
+        found = "".join(f"<li>{escape(detected(article))}</li>" for article in file.articles[:shown])
+        if len(file.articles) > shown:
+            found += f"<li>and {len(file.articles) - shown} more</li>"
+        items.append(f"<li><b>{escape(file.name)}</b> ({file.change})<ul>{found}</ul></li>")
+    return f'<ul class="na-added">{"".join(items)}</ul>'
+
+
+def refused_html(skipped: list[Skipped]) -> str:
+    """Return the files and lines not added, each with its reason (file names, never server paths)."""
+    items = "".join(f"<li><b>{escape(shown_path(s.path))}</b>: {escape(s.reason)}</li>" for s in skipped)
+    return f'<ul class="na-rejected">{items}</ul>'
 
 
 def overview_html(overview: CorpusOverview) -> str:
