@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import altair as alt
+import pandas  # noqa: F401 - Altair reads pandas from sys.modules: see the note below
 
 from assistant.labels import UNKNOWN_OUTLET, readable_date
 from assistant.overview import CorpusOverview
 from assistant.render import Source
+
+# Twenty sessions drawing their first charts at once, while another thread was still importing pandas, met a
+# half-imported module in Altair ("pandas has no attribute Timestamp"). The page imports this module before it
+# draws anything, so pandas is whole by then.
 
 SELECTION = "source"
 """The name of the timeline's point selection: a selected point's `card` is the index of its source."""
