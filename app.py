@@ -29,11 +29,23 @@ from embeddings.uploads import index_uploads
 SEEDS = Path(__file__).resolve().parent / "seeds"
 HISTORY_TURNS = settings.history_turns()  # turns kept per session; older ones are dropped
 SCROLL = """<script>
-const doc = window.parent.document; let tries = 0;
+// Bring the new answer's first line to the top, again for 2 s while the page settles, unless the reader scrolls
+// or clicks first. Streamlit keeps a chat scrolled to its end until a wheel event on the scroller stops it.
+const doc = window.parent.document, events = ["wheel", "touchstart", "keydown", "mousedown"];
+let ticks = 0, stopped = false;
+const byReader = e => { if (e.isTrusted) stop(); };
+const stop = () => { stopped = true; events.forEach(e => doc.removeEventListener(e, byReader, true)); };
+events.forEach(e => doc.addEventListener(e, byReader, true));
 function go() {
   const target = doc.getElementById("answer-ID") || doc.getElementById("turn-ID");
-  if (target) { target.scrollIntoView({block: "start"}); if (tries < 1000) { tries = 1000; setTimeout(go, 400); } }
-  else if (tries++ < 50) setTimeout(go, 100);
+  if (stopped) return;
+  if (target) {
+    let box = target.parentElement;
+    while (box && !/auto|scroll/.test(getComputedStyle(box).overflowY)) box = box.parentElement;
+    if (box) box.dispatchEvent(new WheelEvent("wheel", {deltaY: -1}));
+    target.scrollIntoView({block: "start"});
+  }
+  if (ticks++ < 20) setTimeout(go, 100); else stop();
 }
 go();
 </script>"""
