@@ -13,7 +13,9 @@ from embeddings.store import Store
 NAME_SAMPLE = 300
 """Most articles read for the names the example questions use (spread over the corpus)."""
 # A person quoted by full name ("Dmitry Peskov said"), and a capitalised word inside a sentence or an acronym ("NATO").
-_SPEAKER = re.compile(r"\b[A-Z][a-z]+ ([A-Z][a-z]{2,}),?(?: [^.,\n]{0,50},)? (?:said|says|told|stressed|added|noted)\b")
+_SPEAKER = re.compile(
+    r"\b(?!The\b)[A-Z][a-z]+ ([A-Z][a-z]{2,}),?(?: [^.,\n]{0,50},)? (?:said|says|told|stressed|added|noted)\b"
+)
 _NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]{2,}\b(?! [A-Z])|\b[A-Z]{3,}\b")
 _NOT_NAMES = {
     "The", "This", "That", "These", "Those", "President", "Minister", "Spokesman", "Secretary", "January", "February",

@@ -199,13 +199,14 @@ def test_statements_slider_bounds_the_answer(app):
     assert len(answer.statements) == 1
 
 
-def test_empty_page_offers_questions_made_from_the_corpus(app):
+def test_empty_page_offers_questions_made_from_the_corpus(app, seed_assistant):
     at = app()
     examples = [b for b in at.button if b.key and b.key.startswith("example-")]
     assert 3 <= len(examples) <= 4
     labels = " ".join(b.label for b in examples)
     assert "Peskov" in labels and any(outlet in labels for outlet in ("Bloomberg", "Sputnik", "TASS"))
-    assert "14 July 2024" in labels
+    assert "14 July 2024" in labels and "The " not in labels
+    assert not any(seed_assistant.ask(b.label).abstained for b in examples)  # each one has an answer
     examples[0].click().run()
     turn = at.session_state["turns"][0]
     assert turn["question"] == examples[0].label and not turn["answer"].abstained
