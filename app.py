@@ -11,12 +11,12 @@ from html import escape
 from pathlib import Path
 
 import streamlit as st
-import streamlit.components.v1 as components
 
-from assistant import render
+from assistant import charts, render
 from assistant.answer import AnswerSettings
 from assistant.conversation import Conversation
-from assistant.export import conversation_markdown
+from assistant.export import Turn, conversation_markdown, turn_markdown
+from assistant.labels import UNKNOWN_OUTLET, filters_label, plural
 from assistant.retrieval import Filters
 from assistant.service import Assistant
 from embeddings import settings
@@ -28,6 +28,27 @@ from embeddings.uploads import index_uploads
 
 SEEDS = Path(__file__).resolve().parent / "seeds"
 HISTORY_TURNS = settings.history_turns()  # turns kept per session; older ones are dropped
+SCROLL = """<script>
+// Bring the new answer's first line to the top, again for 2 s while the page settles, unless the reader scrolls
+// or clicks first. Streamlit keeps a chat scrolled to its end until a wheel event on the scroller stops it.
+const doc = window.parent.document, events = ["wheel", "touchstart", "keydown", "mousedown"];
+let ticks = 0, stopped = false;
+const byReader = e => { if (e.isTrusted) stop(); };
+const stop = () => { stopped = true; events.forEach(e => doc.removeEventListener(e, byReader, true)); };
+events.forEach(e => doc.addEventListener(e, byReader, true));
+function go() {
+  const target = doc.getElementById("answer-ID") || doc.getElementById("turn-ID");
+  if (stopped) return;
+  if (target) {
+    let box = target.parentElement;
+    while (box && !/auto|scroll/.test(getComputedStyle(box).overflowY)) box = box.parentElement;
+    if (box) box.dispatchEvent(new WheelEvent("wheel", {deltaY: -1}));
+    target.scrollIntoView({block: "start"});
+  }
+  if (ticks++ < 20) setTimeout(go, 100); else stop();
+}
+go();
+</script>"""
 
 st.set_page_config(page_title="News assistant", page_icon=":material/newspaper:", layout="wide")
 st.html(render.STYLE)
@@ -35,8 +56,10 @@ st.html(render.STYLE)
 
 @st.cache_resource(show_spinner="Loading the model and the index…")
 def load_assistant(index_dir: str) -> Assistant:
-    """Return the assistant over `index_dir`, shared by every session of this process."""
-    return Assistant(Path(index_dir))
+    """Return the assistant over `index_dir`, shared by every session of this process, its model warmed up."""
+    assistant = Assistant(Path(index_dir))
+    assistant.encoder.encode(["warm up"])  # onnxruntime's first call takes about 0.3 s: not the first question's
+    return assistant
 
 
 def progress_bar(label: str):
@@ -46,40 +69,74 @@ def progress_bar(label: str):
 
 
 @st.dialog("Cited article", width="large")
-def show_article(citation, article) -> None:
-    components.html(render.article_document(citation, article), height=520)
+def show_article(source: render.Source) -> None:
+    st.iframe(render.article_document(source), height=520)
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def show_timeline(turn: dict, cited: list[render.Source]) -> None:
+    chart = charts.timeline(cited)
+    undated = [source for source in cited if not source.head.date]
+    with st.expander("Timeline of the sources", icon=":material/timeline:"):
+        if chart is not None:
+            key = f"timeline-{turn['id']}"
+            event = st.altair_chart(chart, on_select="rerun", selection_mode=charts.SELECTION, key=key)
+            for point in (event.selection.get(charts.SELECTION) or [])[:1]:
+                st.html(render.source_html(cited[point["card"]]))
+        if undated:
+            st.html(render.undated_html(undated))
 
 
 def show_turn(turn: dict) -> None:
+    answer = turn["answer"]
     with st.chat_message("user"):
-        st.html(f"<div>{escape(turn['question'])}</div>")
+        st.html(f'<div class="na-question" id="turn-{turn["id"]}">{escape(turn["question"])}</div>')
+        if label := filters_label(turn["filters"]):
+            st.html(f'<div class="na-meta na-filters">Asked with filters: {escape(label)}</div>')
     with st.chat_message("assistant"):
-        answer = turn["answer"]
         if answer.abstained:
             st.warning("Declined: the articles don't say enough about this to quote an answer.")
             st.html(f'<div class="na-meta">{escape(turn["hint"])}</div>')
             return
-        st.html(render.answer_html(answer))
-        sources = {c.article_id for c in answer.citations}
-        st.caption(f"Sources: {plural(len(answer.citations), 'excerpt')} from {plural(len(sources), 'article')}")
-        for citation in answer.citations:
-            article = turn["articles"][citation.article_id]
-            text, button = st.columns([0.84, 0.16], vertical_alignment="center")
-            text.html(render.source_html(citation, article))
-            if button.button("Open article", key=f"open-{turn['id']}-{citation.n}", icon=":material/article:"):
-                show_article(citation, article)
+        st.html(render.answer_html(answer, turn["id"]))
+        cited = render.sources(answer)
+        if compare := render.compare_html(answer):
+            with st.expander("Compare the wording of each source", icon=":material/compare:"):
+                st.html(compare)
+        show_timeline(turn, cited)
+        st.caption(f"Sources: {plural(len(answer.citations), 'excerpt')} from {plural(len(cited), 'article')}")
+        for number, source in enumerate(cited):
+            text, button = st.columns([0.82, 0.18], vertical_alignment="top")
+            text.html(render.source_html(source, turn["id"]))
+            if button.button("Open article", key=f"open-{turn['id']}-{number}", icon=":material/article:"):
+                show_article(source)
+        with st.expander("Copy as Markdown", icon=":material/content_copy:"):
+            st.code(turn["markdown"], language="markdown", wrap_lines=True)
+
+
+def show_upload_report(report) -> None:
+    changed = [file for file in report.files if file.change != "unchanged"]
+    if changed:
+        st.success(f"Added {plural(len(changed), 'file')} to the corpus:")
+        st.html(render.added_html(changed))
+    elif not report.index.skipped:
+        st.info("Those files are already in the corpus.")
+    if report.index.skipped:
+        st.error(f"{len(report.index.skipped)} not added:")
+        st.html(render.refused_html(report.index.skipped))
+
+
+def ask_example(question: str) -> None:
+    st.session_state.example = question
 
 
 index_dir = settings.index_dir()
 try:
     if index_store.manifest_signature(index_dir) is None:  # reruns must not parse a large manifest
-        with st.status("First run: indexing the seed articles…", expanded=True) as status:
+        box = st.empty()
+        with box.status("First run: indexing the seed articles…", expanded=True):
             built = update_index([SEEDS], index_dir=index_dir, progress=False, on_progress=progress_bar("Embedding"))
-            status.update(label=f"Indexed {built.articles} seed articles.", state="complete", expanded=False)
+        box.empty()
+        st.toast(f"Indexed {plural(built.articles, 'seed article')}.", icon=":material/check_circle:")
     assistant = load_assistant(str(index_dir))
     assistant.reload_if_changed()
 except (index_store.StoreError, ModelError) as error:
@@ -96,45 +153,48 @@ overview = assistant.overview()
 with st.sidebar:
     st.header("Corpus")
     st.html(render.overview_html(overview))
+    st.altair_chart(charts.corpus_charts(overview))
     st.subheader("Filters")
-    outlets = st.multiselect("Outlets", list(overview.outlets), placeholder="All outlets")
+    choices = [*overview.outlets, *([UNKNOWN_OUTLET] if overview.unknown_outlet else [])]
+    outlets = st.multiselect("Outlets", choices, placeholder="All outlets")
     date_from = date_to = None
     if overview.first_date:
         first, last = (date.fromisoformat(d) for d in (overview.first_date, overview.last_date))
         days = st.date_input("Dates", value=(first, last), min_value=first, max_value=last, help=(
-            "Narrowing the dates leaves out articles without a date."))  # fmt: skip
-        if len(days) == 2 and days != (first, last):
-            date_from, date_to = (day.isoformat() for day in days)
-    filters = Filters(frozenset(outlets) or None, date_from, date_to)
+            "Pick the first and the last day (one day: pick it once). Narrowing the dates leaves out articles "
+            "without a date."))  # fmt: skip
+        if days and tuple(days) != (first, last):
+            date_from, date_to = days[0].isoformat(), days[-1].isoformat()
+    picked = frozenset(None if name == UNKNOWN_OUTLET else name for name in outlets)
+    filters = Filters(picked or None, date_from, date_to)
+    if filters.active:
+        st.html(f'<div class="na-meta na-filters">Searching only: {escape(filters_label(filters))}</div>')
     quoted = st.slider("Statements quoted per answer", 1, 8, AnswerSettings().max_sentences)
 
 st.title(":material/newspaper: News assistant")
 st.caption("Answers are quoted word for word from the articles; every sentence is cited. Open a source to check it.")
-question = st.chat_input("Ask about the articles, e.g. what someone said about an event")
+question = st.chat_input("Ask about the articles, e.g. what someone said about an event") or state.pop("example", None)
 if question:
     with st.spinner("Searching the articles…"):
-        before = assistant.store  # another session's upload may swap the index while this one answers
-        history, answer_settings = state.conversation.questions, AnswerSettings(max_sentences=quoted)
+        history, answer_settings = state.conversation.turns, AnswerSettings(max_sentences=quoted)
         answer = assistant.ask(question, history=history, filters=filters, settings=answer_settings)
-    cited = [c.article_id for c in answer.citations]
-    filters_note = " Filters are on: clear them to search every article." if filters.active else ""
-    state.turns = [
-        *state.turns,
-        {
-            "id": state.next_id,
-            "question": question,
-            "answer": answer,
-            "hint": overview.hint() + filters_note,
-            "articles": {i: before.article_by_id.get(i) or assistant.store.article_by_id[i] for i in cited},
-        },
-    ][-HISTORY_TURNS:]
+    searched = answer.filters or filters  # the sidebar's filters, narrowed by outlets and dates the question names
+    filters_note = " Filters are on: clear them to search every article." if searched.active else ""
+    turn = {"id": state.next_id, "question": question, "answer": answer, "filters": searched}
+    turn["hint"] = overview.hint() + filters_note
+    turn["markdown"] = "\n".join(turn_markdown(Turn(question, answer, searched)))
+    state.turns = [*state.turns, turn][-HISTORY_TURNS:]
     state.next_id += 1
-    state.conversation.add(question)
+    state.conversation.add(question, answer)
 
 for turn in state.turns:
     show_turn(turn)
+if question:
+    st.iframe(SCROLL.replace("ID", str(state.turns[-1]["id"])), height=1)
 if not state.turns:
-    st.info(overview.summary() + " Ask a question below.", icon=":material/forum:")
+    st.info(overview.summary() + " Ask a question below, or try one of these:", icon=":material/forum:")
+    for number, example in enumerate(overview.example_questions()):
+        st.button(example, key=f"example-{number}", on_click=ask_example, args=(example,), icon=":material/help:")
 
 with st.sidebar:
     st.subheader("Add articles")
@@ -147,7 +207,7 @@ with st.sidebar:
         )
         submitted = st.form_submit_button("Add to the corpus", icon=":material/upload:")
     if submitted and files:
-        with st.status(f"Indexing {len(files)} files…", expanded=True):
+        with st.status(f"Indexing {plural(len(files), 'file')}…", expanded=True):
             try:
                 state.upload_report = index_uploads(
                     [(file.name, file.getvalue()) for file in files],
@@ -161,16 +221,8 @@ with st.sidebar:
                 st.stop()
         assistant.reload_if_changed()
         st.rerun()
-    if report := state.upload_report:
-        changed = len(report.added) + len(report.updated)
-        if changed:
-            st.success(f"Added {len(report.added)} and updated {len(report.updated)} articles.")
-        elif not report.skipped:
-            st.info("Those files are already in the corpus.")
-        if report.skipped:
-            st.error(f"{len(report.skipped)} not added:")
-            items = "".join(f"<li><b>{escape(s.path)}</b>: {escape(s.reason)}</li>" for s in report.skipped)
-            st.html(f'<ul class="na-rejected">{items}</ul>')
+    if state.upload_report:
+        show_upload_report(state.upload_report)
 
     st.subheader("Conversation")
     if state.next_id > len(state.turns):
@@ -179,12 +231,13 @@ with st.sidebar:
     if clear.button("Clear chat", icon=":material/delete:", disabled=not state.turns):
         state.turns, state.conversation = [], Conversation(limit=HISTORY_TURNS)
         st.rerun()
+    turns = [Turn(t["question"], t["answer"], t["filters"]) for t in state.turns]
     export.download_button(
         "Export",
-        data=conversation_markdown([(t["question"], t["answer"]) for t in state.turns]),
+        data=lambda: conversation_markdown(turns),
         file_name="conversation.md",
         mime="text/markdown",
         icon=":material/download:",
         disabled=not state.turns,
-        help="The conversation with its cited excerpts, as Markdown",
+        help="The conversation with its filters and cited sources, as Markdown",
     )

@@ -99,6 +99,8 @@ class Answer:
     evidence: dict = field(default_factory=dict)
     store: Store | None = field(default=None, compare=False, repr=False)
     """The loaded index the answer was made from: its articles hold the texts the citations' offsets point into."""
+    filters: Filters | None = None
+    """The filters the sources were searched under: those asked for, narrowed by what the question names."""
 
     @property
     def answer(self) -> str:
@@ -109,7 +111,7 @@ class Answer:
 
     def to_json(self) -> dict:
         """Return the answer as the JSON contract of `assistant ask --json`."""
-        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("question", "store")}
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("question", "store", "filters")}
         record["statements"] = [asdict(s) for s in self.statements]
         record["citations"] = [asdict(c) for c in self.citations]
         return {"question": self.question, "answer": self.answer} | record

@@ -18,9 +18,12 @@ from embeddings.terms import term_set, terms
 
 @dataclass(frozen=True)
 class Filters:
-    """Which articles a search may return: by outlet, by date range (YYYY-MM-DD, inclusive) and by id."""
+    """Which articles a search may return: by outlet, by date range (YYYY-MM-DD, inclusive) and by id.
 
-    outlets: frozenset[str] | None = None
+    `outlets` may hold None, which admits the articles whose outlet is not known.
+    """
+
+    outlets: frozenset[str | None] | None = None
     date_from: str | None = None
     date_to: str | None = None
     articles: frozenset[str] | None = None

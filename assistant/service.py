@@ -116,7 +116,7 @@ class Assistant:
             answer = answer_question(
                 question, retriever=self.retriever, query=query, filters=narrowed, settings=settings, focus=focus
             )
-        answer = replace(answer, evidence=answer.evidence | {"reading": reading.to_json()})
+        answer = replace(answer, evidence=answer.evidence | {"reading": reading.to_json()}, filters=narrowed)
         return in_time_order(answer) if reading.time_order and not answer.abstained else answer
 
     def read(self, question: str) -> Reading:

@@ -227,19 +227,33 @@ def approximate_recall(index, vectors: np.ndarray, stand_in: ReusedVectors, *, q
 
 def query_worker(index_dir: Path, repeat: int) -> None:
     """Load the index as `assistant ask` does, answer the questions `repeat` times, print the figures as JSON."""
-    from assistant import render
+    from assistant import charts, render
+    from assistant.answer import Answer
+    from assistant.conversation import Conversation
+    from assistant.export import Turn, turn_markdown
     from assistant.service import Assistant
     from embeddings.terms import terms
 
-    def page_turn(question: str, history: list[str]) -> None:
-        """Answer one chat turn as app.py does, less Streamlit: reload check, overview, ask with history, render."""
+    def page_turn(question: str, history: list) -> Answer:
+        """Answer one chat turn as app.py does, less Streamlit: reload check, overview, ask with history, render.
+
+        Rendering covers the statements, source cards, compare view, timeline spec and the turn's Markdown.
+        """
         assistant.reload_if_changed()
         render.overview_html(assistant.overview())
         answer = assistant.ask(question, history=history)
-        if not answer.abstained:
-            render.answer_html(answer)
-        for citation in answer.citations:
-            render.source_html(citation, assistant.store.article_by_id[citation.article_id])
+        turn_markdown(Turn(question, answer))
+        if answer.abstained:
+            return answer
+        render.answer_html(answer)
+        render.compare_html(answer)
+        cited = render.sources(answer)
+        for source in cited:
+            render.source_html(source, 0)
+        chart = charts.timeline(cited)
+        if chart is not None:
+            chart.to_dict()
+        return answer
 
     started = time.perf_counter()
     assistant = Assistant(index_dir)
@@ -250,12 +264,13 @@ def query_worker(index_dir: Path, repeat: int) -> None:
     retriever = assistant.retriever
     pool = min(retriever.candidates, len(retriever.store.passages))
     for _ in range(repeat):
-        for turn, question in enumerate(QUESTIONS):
+        conversation = Conversation()  # the page keeps each turn's cited spans for the next one
+        for question in QUESTIONS:
             started = time.perf_counter()
             assistant.ask(question)
             ask.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            page_turn(question, QUESTIONS[:turn])
+            conversation.add(question, page_turn(question, conversation.turns))
             page.append((time.perf_counter() - started) * 1000)
             vector = assistant.encoder.encode([question])[0]
             started = time.perf_counter()

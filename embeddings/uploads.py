@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from embeddings.articles import LoadError, Skipped, read_articles
+from embeddings import store as index_store
+from embeddings.articles import Article, LoadError, Skipped, read_articles
 from embeddings.encoder import Encoder
 from embeddings.indexer import IndexReport, display_path, update_index
 from embeddings.settings import MAX_UPLOAD_FILES
@@ -70,6 +72,24 @@ def _write_atomically(path: Path, data: bytes) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file of an upload that is in the corpus now: its name, what indexing did with it, its articles as read."""
+
+    name: str
+    change: str
+    """"added", "updated" or "unchanged"."""
+    articles: list[Article]
+
+
+@dataclass
+class UploadReport:
+    """What an upload did: the indexing run, and each of the upload's files that is in the corpus now."""
+
+    index: IndexReport
+    files: list[UploadedFile] = field(default_factory=list)
+
+
 def index_uploads(
     files: list[tuple[str, bytes]],
     *,
@@ -77,16 +97,29 @@ def index_uploads(
     index_dir: Path,
     encoder: Encoder | None = None,
     on_progress=None,
-) -> IndexReport:
-    """Save the uploaded (name, bytes) files into `folder` and index that folder incrementally.
+) -> UploadReport:
+    """Save the uploaded (name, bytes) files into `folder`, index that folder incrementally, and say what came in.
 
     The report's `skipped` lists only this upload's files: those refused before saving, then those the
-    indexer skipped (a malformed JSONL line, an article already in the corpus).
+    indexer skipped (a malformed JSONL line, an article already in the corpus). A saved file none of whose
+    articles was indexed (each one duplicates an indexed article) is deleted again.
     """
     saved, refused = save_uploads(files, folder)
     if not saved:
-        return IndexReport(skipped=refused)
+        return UploadReport(IndexReport(skipped=refused))
     report = update_index([folder], index_dir=index_dir, encoder=encoder, progress=False, on_progress=on_progress)
     mine = tuple(display_path(path) for path in saved)
     report.skipped = refused + [item for item in report.skipped if item.path.startswith(mine)]
-    return report
+    sources = (index_store.read_manifest(index_dir) or {}).get("sources", {})
+    kept = []
+    for path in saved:
+        indexed = set(sources.get(display_path(path), {}).get("articles", ()))
+        if not indexed:
+            path.unlink(missing_ok=True)
+            continue
+        articles, _ = read_articles(path, path.read_bytes(), display_path=display_path(path))
+        articles = [a for a in articles if a.id in indexed]
+        ids = {a.id for a in articles}
+        change = "added" if ids & set(report.added) else "updated" if ids & set(report.updated) else "unchanged"
+        kept.append(UploadedFile(path.name, change, articles))
+    return UploadReport(report, kept)

@@ -79,6 +79,24 @@ def serve_page(*, index_dir: Path, upload_dir: Path, log_path: Path):
         log.close()
 
 
+@contextlib.contextmanager
+def browser_page(url: str, *, width: int = 1400, height: int = 1000):
+    """Open `url` in a new headless Chromium page of the given size; yield the page once the chat input shows."""
+    sync_playwright = require_browser()
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=True)
+            page.set_default_timeout(90_000)
+            page.goto(url)
+            page.get_by_test_id("stChatInputTextArea").wait_for()
+            wait_until_idle(page)
+            yield page
+        finally:
+            browser.close()
+
+
 def ask(page, question: str) -> None:
     """Type `question` into the page's chat input and send it."""
     box = page.get_by_test_id("stChatInputTextArea")
