@@ -110,22 +110,16 @@ def _marked(citation, differences) -> str:
     return "".join(pieces) + text[position:]
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
 def format_comparison(answer) -> list[str]:
     """Return the lines that set each statement's versions side by side, differing words marked *like this*."""
+    from assistant.export import badge
+    from assistant.labels import plural
+
     by_n = {c.n: c for c in answer.citations}
     lines = []
     for number, statement in enumerate(answer.statements, start=1):
-        facts = [
-            statement.speaker,
-            _count(len(statement.versions), "version"),
-            _count(statement.independent_sources, "independent source"),
-            statement.first_date and f"first reported {statement.first_date}",
-        ]
-        lines += ["", f"Statement {number} ({', '.join(f for f in facts if f)}):"]
+        versions = plural(len(statement.versions), "version")
+        lines += ["", f"Statement {number}, {versions}: {badge(statement, by_n)}"]
         for version in statement.versions:
             line = f"[{version.n}] {version.label}: {_marked(by_n[version.n], version.differences)}"
             lines += textwrap.wrap(line, width=100, initial_indent="  ", subsequent_indent="      ")

@@ -94,6 +94,8 @@ _CREDIT = re.compile(
     rf"\s*(?:(?i:source)\s*:\s*)?[*_]*(?P<outlet>{_KNOWN})(?:\s+(?i:and\s+news\s+agencies))?[*_.]*\s*$"
 )
 # Published July 15, 2024   Published: 15 Jul 2024 10:02 GMT   Updated 2024-07-15   Published On 15 Jul 2024
+STAMP_WORDS = 10
+"""Most words after "Published"/"Updated" in a date-stamp line."""
 _STAMP = re.compile(r"\s*(?P<kind>published|posted|updated|last updated)(?:\s+on)?\s*:?\s", re.IGNORECASE)
 # The "date 2024-07-14 " that opens the seed files.
 DATE_PREFIX = re.compile(r"\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*", re.IGNORECASE)
@@ -197,9 +199,12 @@ def credited_outlet(text: str, start: int, end: int) -> str | None:
 
 
 def stamp_date(text: str, start: int, end: int) -> tuple[str, str] | None:
-    """Return ("published" or "updated", date) for a line like "Published: 15 Jul 2024 10:02 GMT", or None."""
+    """Return ("published" or "updated", date) for a line like "Published: 15 Jul 2024 10:02 GMT", or None.
+
+    A stamp is a short line: a sentence that starts "Updated: …" and mentions a date later is content.
+    """
     match = _STAMP.match(text, start, end)
-    if not match:
+    if not match or len(text[match.end() : end].split()) > STAMP_WORDS:
         return None
     date = find_date(text[match.end() : end])
     kind = "updated" if "updated" in match["kind"].lower() else "published"

@@ -93,8 +93,15 @@ def test_chat_answers_with_statements_badges_and_one_card_per_article(app):
         for n in statement.citations:
             assert f'href="#cite-0-{n}">[{n}]</a>' in answer_html
     assert answer_html.count('class="na-badge"') == len(answer.statements)
-    assert "Reported by TASS · 1 independent source · first 14 Jul 2024" in answer_html
-    assert "Reported by 1 unknown outlet" in answer_html
+    widest = max(answer.statements, key=lambda s: len(s.outlets))
+    assert len(widest.outlets) >= 2 and widest.independent_sources >= 2
+    badge = re.search(rf"Reported by {', '.join(widest.outlets)}(, 1 unknown outlet)? · (\d+) independent sources · "
+                      r"first 14 Jul 2024", answer_html)  # fmt: skip
+    assert badge and int(badge.group(2)) == widest.independent_sources
+    by_n = {c.n: c for c in answer.citations}
+    if any(by_n[n].outlet is None for s in answer.statements for n in s.citations):  # 002 has no known outlet
+        assert "1 unknown outlet" in answer_html
+    assert "said by Dmitry Peskov" in answer_html
     shown = cards(at)
     assert len(shown) == len({c.article_id for c in answer.citations})
     for citation in answer.citations:  # every excerpt is marked in its article's card, under its marker's id
@@ -102,8 +109,10 @@ def test_chat_answers_with_statements_badges_and_one_card_per_article(app):
         assert citation.excerpt in excerpts(card)
         assert f"<b>[{citation.n}]" in card or f"][{citation.n}]" in card or f"[{citation.n}][" in card
         assert "<details>" in card and "<details open" not in card  # the passage around it is collapsed
-    assert "002_33777394e2f2ac98" not in "".join(shown) and "Tensions between Russia and the West" in shown[0]
-    assert "Sources: 3 excerpts from 3 articles" in at.caption.values
+    assert "002_33777394e2f2ac98" not in "".join(shown)
+    assert any("Tensions between Russia and the West" in card for card in shown)  # 002's label: its first words
+    articles = len({c.article_id for c in answer.citations})
+    assert f"Sources: {len(answer.citations)} excerpts from {articles} articles" in at.caption.values
     assert any(e.label == "Timeline of the sources" for e in at.expander)
     copied = at.code[0].value
     assert "## How did Peskov describe the results of the NATO summit?" in copied and "[2]" in copied
@@ -125,7 +134,7 @@ def test_a_statement_with_several_versions_is_compared_word_by_word(app):
     compare = next(body for body in html(at) if 'class="na-compare"' in body)
     assert compare.count('class="na-version"') >= len(shared.citations)
     marked = re.findall(r'<mark class="na-diff">(.*?)</mark>', compare)
-    assert marked and set(marked) <= set(re.findall(r"\w+", unescaped(compare)))  # whole words, not fragments
+    assert marked and set(marked) <= set(re.findall(r"\w+(?:['’]\w+)*", unescaped(compare)))  # whole words
     assert ("“" not in marked and "the" not in [m.lower() for m in marked[:1]]) or len(marked) < 20
 
 

@@ -153,6 +153,12 @@ def test_date_stamps(tmp_path, line, date):
     assert content(article).startswith("The ministry said talks would resume.")
 
 
+def test_a_sentence_starting_like_a_stamp_is_content(tmp_path):
+    line = "Updated figures: the ministry said on 15 July 2024 that talks with both delegations would resume soon."
+    article = read_text(tmp_path, f"{line}\n{BODY}\n")
+    assert content(article).startswith(line) and article.date is None
+
+
 @pytest.mark.parametrize(
     ("rest", "date"),
     [
