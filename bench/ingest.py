@@ -185,7 +185,8 @@ def print_latency(size: str, index_dir: Path, repeat: int) -> None:
     print(f"  {size} after the adds: encode q {encode:.2f} ms, ask p50 {ask50:.2f} ms ({ask50 / encode:.2f}x encode), "
           f"p95 {percentile(figures['ask_ms'], 95):.2f} ms, page p50 {percentile(figures['page_ms'], 50):.2f} ms, "
           f"dense p50 {percentile(figures['dense_ms'], 50):.2f} ms, "
-          f"bm25 p50 {percentile(figures['lexical_ms'], 50):.2f} ms, load {figures['load_s']:.2f} s, peak RSS {figures['rss_mb']:,.0f} MB", flush=True)  # fmt: skip
+          f"bm25 p50 {percentile(figures['lexical_ms'], 50):.2f} ms, load {figures['load_s']:.2f} s, "
+          f"peak RSS {figures['rss_mb']:,.0f} MB", flush=True)  # fmt: skip
 
 
 def scale(sizes: list[str], work: Path, repeat: int) -> None:
