@@ -1,4 +1,4 @@
-"""Indexer: scan article files, embed only what changed, and write a new generation of the index."""
+"""Indexer: scan article files as streams, embed only what changed, and commit it to the index in batches."""
 
 from __future__ import annotations
 

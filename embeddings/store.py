@@ -395,7 +395,7 @@ class Store:
             found = segment.query("SELECT record FROM articles WHERE row = ?", (row - segment.article_offset,))
             article = Article.from_json(json.loads(found[0][0]))
             if len(self._articles) >= 4096:
-                self._articles.pop(next(iter(self._articles)))
+                self._articles.pop(next(iter(self._articles), None), None)
             self._articles[row] = article
         return article
 
