@@ -19,8 +19,7 @@ from assistant.export import Turn, conversation_markdown, turn_markdown
 from assistant.labels import UNKNOWN_OUTLET, filters_label, plural
 from assistant.retrieval import Filters
 from assistant.service import Assistant
-from embeddings import settings
-from embeddings import store as index_store
+from embeddings import backend, settings
 from embeddings.articles import SUPPORTED_SUFFIXES
 from embeddings.encoder import ModelError
 from embeddings.indexer import update_index
@@ -131,7 +130,7 @@ def ask_example(question: str) -> None:
 
 index_dir = settings.index_dir()
 try:
-    if index_store.manifest_signature(index_dir) is None:  # reruns must not parse a large manifest
+    if not backend.index_exists(index_dir):
         box = st.empty()
         with box.status("First run: indexing the seed articles…", expanded=True):
             built = update_index([SEEDS], index_dir=index_dir, progress=False, on_progress=progress_bar("Embedding"))
@@ -139,7 +138,7 @@ try:
         st.toast(f"Indexed {plural(built.articles, 'seed article')}.", icon=":material/check_circle:")
     assistant = load_assistant(str(index_dir))
     assistant.reload_if_changed()
-except (index_store.StoreError, ModelError) as error:
+except (backend.StoreError, ModelError) as error:
     st.error(f"The index in {index_dir} cannot be used: {error}")
     st.stop()
 
@@ -216,7 +215,7 @@ with st.sidebar:
                     encoder=assistant.encoder,
                     on_progress=progress_bar("Embedding"),
                 )
-            except (index_store.StoreError, ModelError, OSError) as error:
+            except (backend.StoreError, ModelError, OSError) as error:
                 st.error(f"Nothing was added: {error}")
                 st.stop()
         assistant.reload_if_changed()

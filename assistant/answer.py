@@ -24,7 +24,7 @@ from assistant.statements import (
     whole_quotation,
 )
 from assistant.wording import differing_spans
-from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
+from embeddings.backend import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Reader
 from embeddings.terms import terms
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     query: str = ""
     evidence: dict = field(default_factory=dict)
-    store: Store | None = field(default=None, compare=False, repr=False)
+    store: Reader | None = field(default=None, compare=False, repr=False)
     """The loaded index the answer was made from: its articles hold the texts the citations' offsets point into."""
     filters: Filters | None = None
     """The filters the sources were searched under: those asked for, narrowed by what the question names."""
@@ -164,7 +164,7 @@ def _inverse_frequency(frequency: int, total: int) -> float:
 
 def _term_weights(retriever: Retriever, query_terms: set[str]) -> dict[str, float]:
     """Return the inverse document frequency of each query term among the passages (unknown terms weigh most)."""
-    total = len(retriever.store.passages)
+    total = retriever.store.passage_count
     return {term: _inverse_frequency(retriever.passage_frequency(term), total) for term in query_terms}
 
 
@@ -208,7 +208,7 @@ def _candidates(
     """
     store = retriever.store
     rank_of: dict[int, int] = {}
-    spans = store.passages[[hit.row for hit in hits]][:, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()
+    spans = store.passage_table([hit.row for hit in hits])[:, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()
     for rank, (first, stop) in enumerate(spans):
         for row in range(first, stop):
             rank_of.setdefault(row, rank)
@@ -217,8 +217,8 @@ def _candidates(
     wanted = frozenset(weights)
     frequency = dict.fromkeys(weights, 0)
     candidates, matched = [], []
-    for row, (article_row, start, end), similarity in zip(rows, store.sentences[rows].tolist(), similarities):
-        text = store.articles[article_row].text[start:end]
+    for row, (article_row, start, end), similarity in zip(rows, store.sentence_table(rows).tolist(), similarities):
+        text = store.article(article_row).text[start:end]
         shaped = shape is not None and _has_shape(shape, text, query)
         candidates.append(
             Candidate(
@@ -255,7 +255,7 @@ def _select(
     store = retriever.store
     rows = [c.row for c in candidates] + others
     vectors = retriever.sentence_vectors_of(rows)
-    spans = store.sentences[rows]
+    spans = store.sentence_table(rows)
     article_rows = spans[:, ARTICLE]
     spans = spans.tolist()
     pool: dict[int, Candidate] = dict(enumerate(candidates))
@@ -269,7 +269,7 @@ def _select(
     def claim_of(j: int) -> Claim:
         if j not in claims:
             article_row, start, end = spans[j]
-            claims[j] = claim(store.articles[article_row].text[start:end], vectors[j])
+            claims[j] = claim(store.article(article_row).text[start:end], vectors[j])
         return claims[j]
 
     chosen: list[int] = []
@@ -315,26 +315,26 @@ def _select(
     return statements[:1] + sorted(statements[1:], key=lambda s: (first_seen[s.article_row], s.start))
 
 
-def _other_sentences(store: Store, hits: list[Hit], candidates: list[Candidate]) -> list[int]:
+def _other_sentences(store: Reader, hits: list[Hit], candidates: list[Candidate]) -> list[int]:
     """Return the rows of the retrieved articles' sentences outside the retrieved passages: they can be versions of
     a statement (an outlet may carry it in a paragraph the question did not retrieve), never statements."""
     seen = {c.row for c in candidates}
     rows: list[int] = []
-    for article_row in dict.fromkeys(int(store.passages[hit.row, ARTICLE]) for hit in hits):
-        # The sentence table lists each article's sentences together, articles in order.
-        first, stop = np.searchsorted(store.sentences[:, ARTICLE], [article_row, article_row + 1]).tolist()
-        rows += [row for row in range(first, stop) if row not in seen]
+    article_rows = store.passage_table([hit.row for hit in hits])[:, ARTICLE].tolist()
+    for article_row in dict.fromkeys(article_rows):
+        rows += [row for row in store.article_rows(article_row)[1] if row not in seen]
     return rows
 
 
 def _unscored(retriever: Retriever, row: int) -> Candidate:
     """Return sentence `row` as an unscored candidate, with the first passage that holds it."""
     store = retriever.store
-    article_row, start, end = store.sentences[row].tolist()
-    low, high = np.searchsorted(store.passages[:, ARTICLE], [article_row, article_row + 1]).tolist()
-    passage = next(p for p in range(low, high) if store.passages[p, SENTENCE_STOP] > row)
-    passage_start, passage_end = store.passages[passage, [START, END]].tolist()
-    hit = Hit(passage, store.articles[article_row], passage_start, passage_end, 0.0, 0.0)
+    article_row, start, end = store.sentence_table([row])[0].tolist()
+    passages = store.article_rows(article_row)[0]
+    table = store.passage_table(np.arange(passages.start, passages.stop))
+    passage = passages.start + int(np.argmax(table[:, SENTENCE_STOP] > row))
+    passage_start, passage_end = table[passage - passages.start, [START, END]].tolist()
+    hit = Hit(passage, store.article(article_row), passage_start, passage_end, 0.0, 0.0)
     return Candidate(row, article_row, start, end, hit, 0.0, frozenset(), False)
 
 
@@ -342,15 +342,16 @@ def _excerpt_span(retriever: Retriever, candidate: Candidate, *, reach: int = 8)
     """Return (and keep on the candidate) the span quoted for its sentence: with its whole quotation."""
     if candidate.span == (0, 0):
         store = retriever.store
-        rows = store.sentences[max(0, candidate.row - reach) : candidate.row + reach + 1]
+        low, high = max(0, candidate.row - reach), min(candidate.row + reach + 1, store.sentence_rows)
+        rows = store.sentence_table(np.arange(low, high))
         around = [(a, b) for article, a, b in rows.tolist() if article == candidate.article_row]
-        text = store.articles[candidate.article_row].text
+        text = store.article(candidate.article_row).text
         candidate.span = whole_quotation(text, candidate.start, candidate.end, around)
     return candidate.span
 
 
 def _citation(retriever: Retriever, candidate: Candidate, n: int) -> Citation:
-    article = retriever.store.articles[candidate.article_row]
+    article = retriever.store.article(candidate.article_row)
     start, end = _excerpt_span(retriever, candidate)
     return Citation(
         n=n,
@@ -423,7 +424,7 @@ def quote(
     hits: list[Hit],
     query: str,
     evidence: dict,
-    store: Store,
+    store: Reader,
 ) -> Answer:
     """Return the answer quoting the best of `candidates` (best first), each statement with its versions' citations.
 
@@ -442,7 +443,7 @@ def quote(
     return Answer(question, False, statements, citations, query, evidence, store)
 
 
-def _statement(store: Store, versions: list[Citation], *, compare: bool) -> Statement:
+def _statement(store: Reader, versions: list[Citation], *, compare: bool) -> Statement:
     """Return the statement carried by `versions` (its first version quoted as its text); `compare`: mark where the
     versions' wording differs."""
     outlets = list(dict.fromkeys(v.outlet for v in versions if v.outlet))

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from embeddings import settings
@@ -32,10 +33,11 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     index = commands.add_parser("index", help="index article files (.txt .md .html .jsonl) or folders of them")
-    index.add_argument(
-        "paths", nargs="*", type=Path, default=[Path("seeds")], help="files or folders (default: seeds/)"
-    )
+    index.add_argument("paths", nargs="*", type=Path, help="files or folders (default: seeds/, none with --compact)")
     index.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything again")
+    index.add_argument(
+        "--compact", action="store_true", help="then merge the index's segments into one, checking every checksum"
+    )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     common(index)
 
@@ -147,17 +149,25 @@ def format_answer(answer) -> str:
 
 
 def _index(args) -> int:
-    from embeddings.indexer import update_index
+    from embeddings.indexer import compact_index, update_index
 
     def waiting() -> None:
         print(f"Waiting for another indexing run on {args.index_dir} to finish...", file=sys.stderr)
 
-    report = update_index(
-        args.paths, index_dir=args.index_dir, model_path=args.model, rebuild=args.rebuild,
-        progress=not args.quiet, on_wait=waiting,
-    )  # fmt: skip
-    print(report.summary())
+    report = None
+    if args.paths or not args.compact:
+        report = update_index(
+            args.paths or [Path("seeds")], index_dir=args.index_dir, model_path=args.model, rebuild=args.rebuild,
+            progress=not args.quiet, on_wait=waiting,
+        )  # fmt: skip
+        print(report.summary())
+    if args.compact:
+        started = time.perf_counter()
+        compact_index(args.index_dir, on_wait=waiting)
+        print(f"Compacted: one segment, every file's checksum checked, in {time.perf_counter() - started:.1f} s.")
     print(f"Index: {args.index_dir}")
+    if report is None:
+        return OK
     if report.skipped and not report.read:
         print("Nothing usable was found in the given paths; the index is unchanged.", file=sys.stderr)
         return FAILED
@@ -218,10 +228,9 @@ def _chat(args) -> int:
     from assistant.service import Assistant
 
     assistant = Assistant(args.index_dir, model_path=args.model)
-    counts = assistant.store.manifest["counts"]
-    print(
-        f"{counts['articles']} articles, {counts['passages']} passages. Ask a question; /reset starts over, /quit ends."
-    )
+    store = assistant.store
+    print(f"{store.article_count} articles, {store.passage_count} passages.", end=" ")
+    print("Ask a question; /reset starts over, /quit ends.")
     conversation = Conversation()
     filters, settings_ = _filters(args), _settings(args)
     while True:
@@ -288,8 +297,8 @@ def _print_report(report, path: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 some input skipped, 2 nothing usable or failed)."""
+    from embeddings.backend import StoreError
     from embeddings.encoder import ModelError
-    from embeddings.store import StoreError
 
     args = _parser().parse_args(argv)
     args.index_dir = args.index_dir or settings.index_dir()

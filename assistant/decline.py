@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from assistant.retrieval import RRF_K, Hit, Retriever
-from embeddings.store import ARTICLE, END, START
+from embeddings.backend import ARTICLE, END, START
 from embeddings.terms import terms
 
 if TYPE_CHECKING:
@@ -53,14 +55,13 @@ def term_share(weights: dict[str, float], found: set[str], keys=None, *, empty: 
 
 def _window_terms(retriever: Retriever, candidate: Candidate) -> frozenset[str]:
     """Return the terms of a sentence with its neighbours in the same article (they often name what it refers to)."""
-    sentences = retriever.store.sentences
-    first = last = candidate.row
-    if first > 0 and sentences[first - 1, ARTICLE] == candidate.article_row:
-        first -= 1
-    if last + 1 < len(sentences) and sentences[last + 1, ARTICLE] == candidate.article_row:
-        last += 1
-    text = retriever.store.articles[candidate.article_row].text
-    return retriever.sentence_terms(text[sentences[first, START] : sentences[last, END]])
+    store = retriever.store
+    low, high = max(candidate.row - 1, 0), min(candidate.row + 2, store.sentence_rows)
+    window = store.sentence_table(np.arange(low, high))
+    window = window[window[:, ARTICLE] == candidate.article_row]  # an article's sentences have consecutive rows
+    start, end = int(window[0, START]), int(window[-1, END])
+    text = store.article(candidate.article_row).text
+    return retriever.sentence_terms(text[start:end])
 
 
 def evidence(
@@ -84,7 +85,7 @@ def evidence(
     numbers = _NUMBER.findall(query)
     windows, names_found, numbers_found = [], [], []
     for candidate in top:
-        article = store.articles[candidate.article_row]
+        article = store.article(candidate.article_row)
         title = retriever.sentence_terms(article.title or "")
         windows.append(term_share(weights, _window_terms(retriever, candidate) | title))
         # Only a question with names or numbers pays for reading the whole article.

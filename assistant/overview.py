@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from assistant.labels import plural, readable_date
-from embeddings.store import Store
+from embeddings.backend import Reader
 
 NAME_SAMPLE = 300
 """Most articles read for the names the example questions use (spread over the corpus)."""
@@ -86,14 +86,14 @@ class CorpusOverview:
         return list(dict.fromkeys(questions))
 
 
-def _names(store: Store) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _names(store: Reader, outlets: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Return the most quoted speakers and the most mentioned other names, from a sample of the articles."""
-    step = max(1, len(store.articles) // NAME_SAMPLE)
+    rows = store.live_article_rows()
     speakers, names = Counter(), Counter()
-    outlets = {a.outlet for a in store.articles if a.outlet}
-    for article in store.articles[::step]:
-        speakers.update(set(_SPEAKER.findall(article.text)) - _NOT_NAMES)
-        names.update({n for n in _NAME.findall(article.text) if n not in _NOT_NAMES and n.title() not in outlets})
+    for row in rows[:: max(1, len(rows) // NAME_SAMPLE)].tolist():
+        text = store.article(row).text
+        speakers.update(set(_SPEAKER.findall(text)) - _NOT_NAMES)
+        names.update({n for n in _NAME.findall(text) if n not in _NOT_NAMES and n.title() not in outlets})
 
     def top(counts: Counter, k: int) -> tuple[str, ...]:
         return tuple(sorted(counts, key=lambda name: (-counts[name], name))[:k])
@@ -101,18 +101,19 @@ def _names(store: Store) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return top(speakers, 2), top(names, 6)
 
 
-def corpus_overview(store: Store) -> CorpusOverview:
+def corpus_overview(store: Reader) -> CorpusOverview:
     """Return the overview of a loaded index."""
-    outlets = Counter(a.outlet for a in store.articles if a.outlet)
-    days = Counter(a.date for a in store.articles if a.date)
-    speakers, names = _names(store)
+    coverage = store.coverage()
+    outlets = {outlet: count for outlet, count in coverage.outlets.items() if outlet}
+    days = coverage.days
+    speakers, names = _names(store, set(outlets))
     return CorpusOverview(
-        articles=len(store.articles),
-        passages=len(store.passages),
+        articles=coverage.articles,
+        passages=coverage.passages,
         outlets=dict(sorted(outlets.items(), key=lambda item: (-item[1], item[0]))),
         first_date=min(days) if days else None,
         last_date=max(days) if days else None,
-        unknown_outlet=sum(1 for a in store.articles if not a.outlet),
+        unknown_outlet=coverage.articles - sum(outlets.values()),
         days=dict(sorted(days.items())),
         speakers=speakers,
         names=names,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from assistant.retrieval import Filters, Hit, Retriever
-from embeddings.store import ARTICLE, FIRST_SENTENCE, SENTENCE_STOP
+from embeddings.backend import ARTICLE, FIRST_SENTENCE, SENTENCE_STOP
 from embeddings.terms import term_set, terms
 
 if TYPE_CHECKING:
@@ -432,7 +432,7 @@ class Focus:
             own = (retriever.sentence_vectors_of([c.row for c in candidates]) @ self.own_vector).tolist()
         stale = []
         for candidate, repeat, similarity in zip(candidates, repeated, own):
-            article = store.articles[candidate.article_row]
+            article = store.article(candidate.article_row)
             reason = self.prefer is not None and bool(self.prefer.search(article.text[candidate.start : candidate.end]))
             new = len(candidate.terms & self.aspect) / len(self.aspect) if self.aspect else 0.0
             candidate.score += ASPECT_WEIGHT * (reason + new + similarity)
@@ -443,7 +443,7 @@ class Focus:
         if len(self.outlets) >= 2:
             best = {}
             for candidate in candidates:
-                best.setdefault(store.articles[candidate.article_row].outlet, candidate)
+                best.setdefault(store.article(candidate.article_row).outlet, candidate)
             firsts = [best[outlet] for outlet in self.outlets if outlet in best]
             candidates = [*firsts, *(c for c in candidates if all(c is not f for f in firsts))]
         return candidates
@@ -455,7 +455,7 @@ def _repeats(retriever: Retriever, candidates: list, spans: frozenset, same: flo
     quoted = [
         i
         for i, c in enumerate(candidates)
-        if any(a == store.articles[c.article_row].id and c.start < end and start < c.end for a, start, end in spans)
+        if any(a == store.article(c.article_row).id and c.start < end and start < c.end for a, start, end in spans)
     ]
     if not quoted:
         return [False] * len(candidates)
@@ -468,17 +468,19 @@ def lead_candidates(retriever: Retriever, filters: Filters) -> list[Candidate]:
     from assistant.answer import Candidate  # answer imports this module's Focus for its type only
 
     store = retriever.store
-    rows = retriever.allowed_passages(filters)
-    article_rows, first = np.unique(store.passages[rows, ARTICLE], return_index=True)
+    rows = store.admitted_passages(filters)
+    table = store.passage_table(rows)
+    first = np.unique(table[:, ARTICLE], return_index=True)[1]  # each article's first passage: its lead
+    sentences = store.sentence_table(table[first, FIRST_SENTENCE]).tolist()
     leads = []
-    for article_row, passage in zip(article_rows.tolist(), rows[first].tolist()):
-        article = store.articles[article_row]
-        _, start, end, first_sentence, _ = store.passages[passage].tolist()
+    for passage, (article_row, start, end, sentence, _), (_, s_start, s_end) in zip(
+        rows[first].tolist(), table[first].tolist(), sentences
+    ):
+        article = store.article(article_row)
         hit = Hit(passage, article, start, end, 1.0, 1.0)
-        _, s_start, s_end = store.sentences[first_sentence].tolist()
         text = article.text[s_start:s_end]
-        leads.append(Candidate(first_sentence, article_row, s_start, s_end, hit, 1.0, term_set(text), False, 1.0, 1.0))
-    return sorted(leads, key=lambda c: (store.articles[c.article_row].date or "", c.article_row))
+        leads.append(Candidate(sentence, article_row, s_start, s_end, hit, 1.0, term_set(text), False, 1.0, 1.0))
+    return sorted(leads, key=lambda c: (c.hit.article.date or "", c.article_row))
 
 
 def event_dates(retriever: Retriever, event: str, latest: str | None) -> tuple[date, date] | None:
@@ -492,8 +494,8 @@ def event_dates(retriever: Retriever, event: str, latest: str | None) -> tuple[d
     store = retriever.store
     for hit in retriever.search(event, k=5):
         today = date.fromisoformat(hit.article.date or latest or date.today().isoformat())
-        first, stop = store.passages[hit.row, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()
-        for _, start, end in store.sentences[first:stop].tolist():
+        first, stop = store.passage_table([hit.row])[0, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()
+        for _, start, end in store.sentence_table(np.arange(first, stop)).tolist():
             text = hit.article.text[start:end]
             if not needed <= term_set(text):
                 continue

@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embeddings import store as index_store
+from embeddings import backend
 from embeddings.articles import Article, LoadError, Skipped, read_articles
 from embeddings.encoder import Encoder
 from embeddings.indexer import IndexReport, display_path, update_index
@@ -110,10 +110,11 @@ def index_uploads(
     report = update_index([folder], index_dir=index_dir, encoder=encoder, progress=False, on_progress=on_progress)
     mine = tuple(display_path(path) for path in saved)
     report.skipped = refused + [item for item in report.skipped if item.path.startswith(mine)]
-    sources = (index_store.read_manifest(index_dir) or {}).get("sources", {})
+    with backend.open_writer(Path(index_dir)) as writer:  # what each saved file holds now, read under the lock
+        holds = {path: {i.id for i in writer.from_source(display_path(path))} for path in saved}
     kept = []
     for path in saved:
-        indexed = set(sources.get(display_path(path), {}).get("articles", ()))
+        indexed = holds[path]
         if not indexed:
             path.unlink(missing_ok=True)
             continue

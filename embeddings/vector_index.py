@@ -61,14 +61,13 @@ def build(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: int = 0)
     return index
 
 
-def search_parameters(index: faiss.Index, *, allowed: np.ndarray | None = None) -> faiss.SearchParameters | None:
-    """Return the search parameters for `index`: its tier's settings, and a filter to the `allowed` rows if given."""
-    selector = faiss.IDSelectorBatch(allowed.astype(np.int64)) if allowed is not None else None
+def search(index: faiss.Index, queries: np.ndarray, k: int, *, admitted: np.ndarray | None = None) -> tuple:
+    """Return (scores, rows) of the k best rows per query (one thread: see the top of this module); only `admitted`
+    rows (a boolean mask over the index's rows) if given."""
+    bits = np.packbits(admitted, bitorder="little") if admitted is not None else None  # alive during the search
+    selector = faiss.IDSelectorBitmap(len(admitted), faiss.swig_ptr(bits)) if bits is not None else None
     if faiss.try_extract_index_ivf(index) is not None:
-        return faiss.SearchParametersIVF(sel=selector, nprobe=NPROBE)
-    return faiss.SearchParameters(sel=selector) if selector is not None else None
-
-
-def search(index: faiss.Index, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple:
-    """Return (scores, rows) of the k best rows per query (one thread: see the top of this module)."""
-    return index.search(queries, k, params=search_parameters(index, allowed=allowed))
+        parameters = faiss.SearchParametersIVF(sel=selector, nprobe=NPROBE)
+    else:
+        parameters = faiss.SearchParameters(sel=selector) if selector is not None else None
+    return index.search(queries, k, params=parameters)

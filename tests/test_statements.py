@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from assistant.cli import format_answer, main
@@ -45,16 +46,16 @@ def balanced(excerpt: str) -> bool:
 
 def test_no_sentence_of_the_seeds_is_quoted_with_half_a_quotation(seed_assistant):
     store = seed_assistant.store
-    sentences = store.sentences.tolist()
+    sentences = store.sentence_table(np.arange(store.sentence_rows)).tolist()
     widened = 0
     for article_row, start, end in sentences:
-        text = store.articles[article_row].text
+        article = store.article(article_row)
         around = [(a, b) for row, a, b in sentences if row == article_row]
-        first, last = whole_quotation(text, start, end, around)
-        excerpt = text[first:last]
-        assert balanced(excerpt) and not dangling_marks(text, first, last), excerpt
+        first, last = whole_quotation(article.text, start, end, around)
+        excerpt = article.text[first:last]
+        assert balanced(excerpt) and not dangling_marks(article.text, first, last), excerpt
         # Within one content block: no dateline, byline, headline or credit line.
-        assert excerpt.strip() == excerpt and any(a <= first < last <= b for a, b in store.articles[article_row].blocks)
+        assert excerpt.strip() == excerpt and any(a <= first < last <= b for a, b in article.blocks)
         widened += (first, last) != (start, end)
     assert widened >= 20  # the seeds quote a lot: many sentences are only half a quotation
 
