@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from assistant.retrieval import RRF_K, Hit, Retriever
 from embeddings.backend import ARTICLE, END, START
 from embeddings.terms import terms
@@ -56,12 +54,10 @@ def term_share(weights: dict[str, float], found: set[str], keys=None, *, empty: 
 def _window_terms(retriever: Retriever, candidate: Candidate) -> frozenset[str]:
     """Return the terms of a sentence with its neighbours in the same article (they often name what it refers to)."""
     store = retriever.store
-    low, high = max(candidate.row - 1, 0), min(candidate.row + 2, store.sentence_rows)
-    window = store.sentence_table(np.arange(low, high))
-    window = window[window[:, ARTICLE] == candidate.article_row]  # an article's sentences have consecutive rows
-    start, end = int(window[0, START]), int(window[-1, END])
-    text = store.article(candidate.article_row).text
-    return retriever.sentence_terms(text[start:end])
+    rows = range(max(candidate.row - 1, 0), min(candidate.row + 2, store.sentence_rows))
+    window = store.sentence_table(rows)
+    same = window[window[:, ARTICLE] == candidate.article_row]  # an article's sentences have consecutive rows
+    return retriever.sentence_terms(store.article(candidate.article_row).text[same[0, START] : same[-1, END]])
 
 
 def evidence(

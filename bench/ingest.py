@@ -34,7 +34,7 @@ from embeddings.indexer import update_index  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CORPUS = [DATA / "bbc_news" / "bbc_news.jsonl", DATA / "reuters21578" / "reuters21578.jsonl"]
-SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+SIZES = {"10k": 10_000, "100k": 100_000, "300k": 300_000, "1m": 1_000_000}
 
 
 def peak_rss_mb() -> float:

@@ -33,7 +33,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import quote
@@ -824,16 +824,13 @@ def parts_of(embedded: list[Embedded], dimension: int) -> Parts:
         terms += item.passage_terms
     vocabulary, indptr, rows, tf, lengths = _postings(terms)
 
-    def stack(parts: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dimension), dtype=np.float32)
-
     return Parts(
         [item.article for item in embedded],
         np.array(article_table, dtype=np.int64).reshape(-1, 3),
         np.array(passages, dtype=np.int64).reshape(-1, 5),
         np.array(sentences, dtype=np.int64).reshape(-1, 3),
-        stack([item.passage_vectors for item in embedded]),
-        stack([item.sentence_vectors for item in embedded]).astype(np.float16),
+        _stack([item.passage_vectors for item in embedded], dimension, np.float32),
+        _stack([item.sentence_vectors for item in embedded], dimension, np.float16),
         vocabulary,
         indptr,
         rows,
@@ -1063,90 +1060,99 @@ class LocalWriter:
 
 def merge_parts(segments: list[Segment], dimension: int) -> Parts:
     """Return the live contents of `segments` as the parts of one segment (vectors and postings reused)."""
-    articles, tables, passages, sentences, passage_vectors, sentence_vectors = [], [], [], [], [], []
-    vocabulary: dict[str, int] = {}
-    postings = []  # (term ids, rows, tf) per segment, rows already shifted
-    lengths = []
+    merge = Merge(dimension)
     for segment in segments:
+        merge.add(segment)
+    return merge.parts()
+
+
+def _stack(parts: list[np.ndarray], width: int, dtype) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, width), dtype=dtype)
+
+
+@dataclass
+class Merge:
+    """The live contents of segments being merged into one, gathered a segment at a time, rows renumbered."""
+
+    dimension: int
+    articles: list[Article] = field(default_factory=list)
+    tables: list[np.ndarray] = field(default_factory=list)
+    passages: list[np.ndarray] = field(default_factory=list)
+    sentences: list[np.ndarray] = field(default_factory=list)
+    passage_vectors: list[np.ndarray] = field(default_factory=list)
+    sentence_vectors: list[np.ndarray] = field(default_factory=list)
+    vocabulary: dict[str, int] = field(default_factory=dict)
+    postings: list[tuple] = field(default_factory=list)  # (term ids, passage rows, counts) per segment
+    lengths: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, segment: Segment) -> None:
+        """Add the live articles of `segment`: their records, table rows, vectors and postings."""
         keep = segment.live_articles()
-        base_article, base_passage, base_sentence = len(articles), sum(map(len, passages)), sum(map(len, sentences))
+        base_article, base_passage = len(self.articles), sum(map(len, self.passages))
+        base_sentence = sum(map(len, self.sentences))
         records = dict(segment.query("SELECT row, record FROM articles"))
-        articles += [Article.from_json(json.loads(records[row])) for row in keep.tolist()]
+        self.articles += [Article.from_json(json.loads(records[row])) for row in keep.tolist()]
         article_map = np.full(len(segment.articles), -1, dtype=np.int64)
         article_map[keep] = np.arange(len(keep)) + base_article
         p_keep = np.flatnonzero(article_map[segment.passages[:, ARTICLE]] >= 0)
         s_keep = np.flatnonzero(article_map[segment.sentences[:, ARTICLE]] >= 0)
-        sentence_map = np.full(len(segment.sentences) + 1, -1, dtype=np.int64)
+        sentence_map = np.full(len(segment.sentences), -1, dtype=np.int64)
         sentence_map[s_keep] = np.arange(len(s_keep)) + base_sentence
-        sentence_map[len(segment.sentences)] = base_sentence + len(s_keep)
         table = np.array(segment.passages[p_keep])
         table[:, ARTICLE] = article_map[table[:, ARTICLE]]
         table[:, FIRST_SENTENCE] = sentence_map[table[:, FIRST_SENTENCE]]
-        # A passage's last sentence + 1 is the next kept sentence (its article's sentences are all kept).
-        table[:, SENTENCE_STOP] = sentence_map[table[:, SENTENCE_STOP] - 1] + 1
-        passages.append(table)
+        table[:, SENTENCE_STOP] = sentence_map[table[:, SENTENCE_STOP] - 1] + 1  # an article's sentences stay together
         rows = np.array(segment.sentences[s_keep])
         rows[:, ARTICLE] = article_map[rows[:, ARTICLE]]
-        sentences.append(rows)
-        passage_vectors.append(segment.index.reconstruct_batch(p_keep) if len(p_keep) else np.zeros((0, dimension)))
-        sentence_vectors.append(np.asarray(segment.sentence_vectors[s_keep]))  # float16, as written
-        first_passages = np.searchsorted(table[:, ARTICLE], np.arange(len(keep)) + base_article) + base_passage
-        first_sentences = np.searchsorted(rows[:, ARTICLE], np.arange(len(keep)) + base_article) + base_sentence
-        lengths_of = np.array(segment.articles[keep, 0])
-        tables.append(np.stack([lengths_of, first_passages, first_sentences], axis=1).reshape(-1, 3))
+        self.passages.append(table)
+        self.sentences.append(rows)
+        empty = np.zeros((0, self.dimension), dtype=np.float32)
+        self.passage_vectors.append(segment.index.reconstruct_batch(p_keep) if len(p_keep) else empty)
+        self.sentence_vectors.append(np.asarray(segment.sentence_vectors[s_keep]))  # float16, as written
+        articles = np.arange(len(keep)) + base_article
+        first_passages = np.searchsorted(table[:, ARTICLE], articles) + base_passage
+        first_sentences = np.searchsorted(rows[:, ARTICLE], articles) + base_sentence
+        lengths = np.array(segment.articles[keep, 0])
+        self.tables.append(np.stack([lengths, first_passages, first_sentences], axis=1).reshape(-1, 3))
         passage_map = np.full(len(segment.passages), -1, dtype=np.int64)
         passage_map[p_keep] = np.arange(len(p_keep)) + base_passage
+        self.add_postings(segment, passage_map)
+        self.lengths.append(segment.lengths[p_keep])
+
+    def add_postings(self, segment: Segment, passage_map: np.ndarray) -> None:
+        """Add the postings of a segment's live passages, with terms as ids of the merged vocabulary."""
         terms = [t for t, _ in sorted(segment.query("SELECT term, id FROM vocabulary"), key=lambda pair: pair[1])]
-        term_map = np.array([vocabulary.setdefault(t, len(vocabulary)) for t in terms], dtype=np.int64)
+        term_map = np.array([self.vocabulary.setdefault(t, len(self.vocabulary)) for t in terms], dtype=np.int64)
         term_of_posting = np.repeat(np.arange(len(terms)), np.diff(segment.indptr))
         shifted = passage_map[segment.rows]
         alive = shifted >= 0
-        postings.append((term_map[term_of_posting[alive]], shifted[alive], segment.tf[alive]))
-        lengths.append(segment.lengths[p_keep])
-    return _merged_parts(
-        articles,
-        tables,
-        passages,
-        sentences,
-        passage_vectors,
-        sentence_vectors,
-        vocabulary,
-        postings,
-        lengths,
-        dimension,
-    )
+        self.postings.append((term_map[term_of_posting[alive]], shifted[alive], segment.tf[alive]))
 
-
-def _merged_parts(articles, tables, passages, sentences, passage_vectors, sentence_vectors, vocabulary, postings,
-                  lengths, dimension) -> Parts:  # fmt: skip
-    """Return the parts of a merged segment from its pieces: postings sorted by term, then passage."""
-    names = sorted(vocabulary, key=vocabulary.get)
-    order = sorted(range(len(names)), key=names.__getitem__)  # the vocabulary in sorted order, like a fresh build
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.arange(len(names))
-    term_ids = rank[np.concatenate([p[0] for p in postings])] if postings else np.zeros(0, dtype=np.int64)
-    rows = np.concatenate([p[1] for p in postings]) if postings else np.zeros(0, dtype=np.int64)
-    tf = np.concatenate([p[2] for p in postings]) if postings else np.zeros(0, dtype=np.float32)
-    by_term = np.lexsort((rows, term_ids))
-    indptr = np.zeros(len(names) + 1, dtype=np.int64)
-    np.add.at(indptr, term_ids + 1, 1)
-
-    def stack(parts: list[np.ndarray], width: int, dtype) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, width), dtype=dtype)
-
-    return Parts(
-        articles,
-        stack(tables, 3, np.int64),
-        stack(passages, 5, np.int64),
-        stack(sentences, 3, np.int64),
-        stack(passage_vectors, dimension, np.float32),
-        stack(sentence_vectors, dimension, np.float16),
-        [names[i] for i in order],
-        np.cumsum(indptr),
-        rows[by_term].astype(np.int32),
-        tf[by_term].astype(np.float32),
-        np.concatenate(lengths).astype(np.int32) if lengths else np.zeros(0, dtype=np.int32),
-    )
+    def parts(self) -> Parts:
+        """Return the parts of the merged segment: the vocabulary sorted and postings by term, then passage."""
+        names = sorted(self.vocabulary, key=self.vocabulary.get)
+        order = sorted(range(len(names)), key=names.__getitem__)  # the vocabulary sorted, like a fresh build
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[order] = np.arange(len(names))
+        term_ids = rank[_stack([p[0] for p in self.postings], 0, np.int64).reshape(-1)]
+        rows = _stack([p[1] for p in self.postings], 0, np.int64).reshape(-1)
+        tf = _stack([p[2] for p in self.postings], 0, np.float32).reshape(-1)
+        by_term = np.lexsort((rows, term_ids))
+        indptr = np.zeros(len(names) + 1, dtype=np.int64)
+        np.add.at(indptr, term_ids + 1, 1)
+        return Parts(
+            self.articles,
+            _stack(self.tables, 3, np.int64),
+            _stack(self.passages, 5, np.int64),
+            _stack(self.sentences, 3, np.int64),
+            _stack(self.passage_vectors, self.dimension, np.float32),
+            _stack(self.sentence_vectors, self.dimension, np.float16),
+            [names[i] for i in order],
+            np.cumsum(indptr),
+            rows[by_term].astype(np.int32),
+            tf[by_term].astype(np.float32),
+            _stack(self.lengths, 0, np.int32).reshape(-1),
+        )
 
 
 @contextlib.contextmanager
