@@ -104,8 +104,7 @@ def _names(store: Reader, outlets: set[str]) -> tuple[tuple[str, ...], tuple[str
 def corpus_overview(store: Reader) -> CorpusOverview:
     """Return the overview of a loaded index."""
     coverage = store.coverage()
-    outlets = {outlet: count for outlet, count in coverage.outlets.items() if outlet}
-    days = coverage.days
+    outlets, days = coverage.outlets, coverage.days
     speakers, names = _names(store, set(outlets))
     return CorpusOverview(
         articles=coverage.articles,

@@ -66,7 +66,7 @@ class Filters:
 
 @dataclass(frozen=True)
 class Coverage:
-    """What an index holds: counts, articles per outlet (None: not known) and per date (undated ones left out)."""
+    """What an index holds: live counts, articles per known outlet, and articles per date (undated ones left out)."""
 
     articles: int
     passages: int

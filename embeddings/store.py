@@ -623,17 +623,20 @@ class Store:
         return candidates[np.argsort(-best, kind="stable")[:k]]
 
     def coverage(self) -> Coverage:
-        """Return the counts, outlets and dates of the live articles."""
+        """Return the counts, outlets and dates of the live articles (from the manifest where nothing is deleted)."""
         outlets, days = Counter(), Counter()
         for segment in self.segments:
-            live = "row NOT IN (SELECT value FROM json_each(?))"
+            if not len(segment.deleted) and "days" in segment.entry:
+                outlets.update(segment.entry["outlets"])
+                days.update(segment.entry["days"])
+                continue
             for outlet, day, count in segment.query(
-                f"SELECT outlet, date, count(*) FROM articles WHERE {live} GROUP BY outlet, date",
+                "SELECT outlet, date, count(*) FROM articles WHERE row NOT IN (SELECT value FROM json_each(?)) "
+                "GROUP BY outlet, date",
                 (json.dumps(segment.deleted.tolist()),),
             ):
-                outlets[outlet] += count
-                if day:
-                    days[day] += count
+                outlets.update({outlet: count} if outlet else {})
+                days.update({day: count} if day else {})
         return Coverage(self.article_count, self.passage_count, outlets, days)
 
     def damage(self) -> str | None:
@@ -860,6 +863,7 @@ def _write_catalog(path: Path, parts: Parts) -> None:
         catalog.executemany("INSERT INTO vocabulary VALUES (?, ?)", ((t, i) for i, t in enumerate(parts.vocabulary)))
         for column in ("id", "text_key", "source"):
             catalog.execute(f"CREATE INDEX articles_{column} ON articles ({column})")
+        catalog.execute("CREATE INDEX articles_outlet_date ON articles (outlet, date)")  # coverage after deletes
         catalog.commit()
     finally:
         catalog.close()
@@ -889,14 +893,13 @@ def _write_segment(index_dir: Path, name: str, parts: Parts) -> dict:
     _fsync_dir(staging)
     os.rename(staging, index_dir / name)
     _fsync_dir(index_dir)
-    dates = [a.date for a in parts.articles if a.date]
     return {
         "name": name,
         "counts": {"articles": len(parts.articles), "passages": len(parts.passages), "sentences": len(parts.sentences)},
         "terms": int(parts.lengths.sum()),
         "deleted": [],
         "outlets": dict(Counter(a.outlet for a in parts.articles if a.outlet)),
-        "dates": [min(dates, default=None), max(dates, default=None)],
+        "days": dict(Counter(a.date for a in parts.articles if a.date)),
         "files": {file: (staging.parent / name / file).stat().st_size for file in FILES},
         "sha256": {file: _sha256(index_dir / name / file) for file in FILES},
     }

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from assistant import cli
-from assistant.retrieval import Retriever
+from assistant.overview import corpus_overview
+from assistant.question import lead_candidates
+from assistant.retrieval import Filters, Retriever
 from embeddings import articles as article_readers
 from embeddings import store as index_store
 from embeddings.indexer import compact_index, update_index
@@ -52,6 +54,16 @@ def results(index_dir, encoder) -> list[dict]:
     return found
 
 
+def coverage(index_dir, encoder) -> tuple:
+    """Return the corpus overview and the lead sentences of all articles and of those of unknown outlet."""
+    retriever = Retriever(index_store.load(index_dir, model_fingerprint=encoder.fingerprint), encoder)
+    leads = [
+        [(c.hit.article.id, c.start, c.end) for c in lead_candidates(retriever, filters)]
+        for filters in (Filters(), Filters(outlets=frozenset({None})))
+    ]
+    return corpus_overview(retriever.store), leads
+
+
 def segment_files(index_dir) -> dict:
     """Return each segment file with its inode and modification time."""
     return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in index_dir.glob("s*/*")}
@@ -89,6 +101,7 @@ def test_changes_write_new_segments_only_and_search_equals_a_fresh_build(tmp_pat
     assert len(index_store.read_manifest(fresh)["segments"]) == 1
     expected = results(fresh, encoder)
     assert results(index_dir, encoder) == expected  # BM25 statistics, rankings and scores across segments
+    assert coverage(index_dir, encoder) == coverage(fresh, encoder)  # outlets, dates, leads: deleted rows left out
 
     compact_index(index_dir)
     manifest = index_store.read_manifest(index_dir)
