@@ -42,14 +42,14 @@ def _named(earlier: str) -> list[str]:
     return [word for word in _CAPITALISED.findall(earlier) if terms(word)]
 
 
-def contextual_query(question: str, history: list[str], *, turns: int = 2) -> str:
+def contextual_query(question: str, history: list[str], *, turns: int = 2, follow_up: bool | None = None) -> str:
     """Return the text to search with: a follow-up question together with what it points back to.
 
     A question about a person ("What did he say about Macron?") carries over only the names in the recent
     questions, so that it keeps its own focus; one about a topic ("How did the Kremlin react to that?")
     carries over the recent questions whole.
     """
-    if not history or not is_follow_up(question):
+    if not history or not (is_follow_up(question) if follow_up is None else follow_up):
         return question
     if _PERSON.search(question) and not _TOPIC.search(question):
         names = [name for earlier in history[-turns:] for name in _named(earlier)]
@@ -68,13 +68,20 @@ class Turn:
 
     question: str
     cited: frozenset[Span] | None = None
+    lead: frozenset[str] = frozenset()
+    """The ids of the articles carrying the answer's first statement: what the answer was mostly about."""
 
     @classmethod
     def of(cls, question: str, answer=None) -> Turn:
         """Return the turn of `question` answered by `answer` (an Answer, or None if not known)."""
         if answer is None:
             return cls(question)
-        return cls(question, frozenset((c.article_id, c.start, c.end) for c in answer.citations))
+        first = set(answer.statements[0].citations) if answer.statements else set()
+        return cls(
+            question,
+            frozenset((c.article_id, c.start, c.end) for c in answer.citations),
+            frozenset(c.article_id for c in answer.citations if c.n in first),
+        )
 
 
 @dataclass

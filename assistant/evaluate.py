@@ -224,7 +224,7 @@ def sample(questions: list[Question], limit: int | None) -> list[Question]:
 
 @dataclass(frozen=True)
 class ConversationCase:
-    """One evaluation conversation: its turns in order (each a Question with gold), and its split (dev, test or heldout)."""
+    """One evaluation conversation: its turns in order (each a Question with gold), and its split (dev, test, ...)."""
 
     id: str
     split: str
