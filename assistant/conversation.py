@@ -38,21 +38,24 @@ def new_terms(question: str, history: list[str], *, turns: int = 2) -> frozenset
 
 
 def _named(earlier: str) -> list[str]:
-    """Return the capitalised names in an earlier question ("Defense Minister Andrey Belousov", "NATO")."""
+    """Return the capitalised names in an earlier question or quote ("Defense Minister Andrey Belousov", "NATO")."""
     return [word for word in _CAPITALISED.findall(earlier) if terms(word)]
 
 
-def contextual_query(question: str, history: list[str], *, turns: int = 2, follow_up: bool | None = None) -> str:
+def contextual_query(
+    question: str, history: list[str], *, turns: int = 2, follow_up: bool | None = None, quoted: str = ""
+) -> str:
     """Return the text to search with: a follow-up question together with what it points back to.
 
     A question about a person ("What did he say about Macron?") carries over only the names in the recent
-    questions, so that it keeps its own focus; one about a topic ("How did the Kremlin react to that?")
-    carries over the recent questions whole.
+    questions and in what the last answer `quoted` first ("Ray Mallon" for "What is he nicknamed?"), so that
+    it keeps its own focus; one about a topic ("How did the Kremlin react to that?") carries over the recent
+    questions whole.
     """
     if not history or not (is_follow_up(question) if follow_up is None else follow_up):
         return question
     if _PERSON.search(question) and not _TOPIC.search(question):
-        names = [name for earlier in history[-turns:] for name in _named(earlier)]
+        names = [name for earlier in [*history[-turns:], quoted] for name in _named(earlier)]
         if names:
             return " ".join([question, *dict.fromkeys(names)])
     return " ".join([*history[-turns:], question])
@@ -68,8 +71,8 @@ class Turn:
 
     question: str
     cited: frozenset[Span] | None = None
-    lead: frozenset[str] = frozenset()
-    """The ids of the articles carrying the answer's first statement: what the answer was mostly about."""
+    lead: frozenset[Span] = frozenset()
+    """The spans carrying the answer's first statement: what the answer was mostly about."""
 
     @classmethod
     def of(cls, question: str, answer=None) -> Turn:
@@ -80,7 +83,7 @@ class Turn:
         return cls(
             question,
             frozenset((c.article_id, c.start, c.end) for c in answer.citations),
-            frozenset(c.article_id for c in answer.citations if c.n in first),
+            frozenset((c.article_id, c.start, c.end) for c in answer.citations if c.n in first),
         )
 
 

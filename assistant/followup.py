@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from assistant.conversation import Span, Turn
 from assistant.retrieval import Retriever
 from embeddings.store import ARTICLE, Store
 from embeddings.terms import terms
+
+if TYPE_CHECKING:
+    from assistant.question import DateRange  # the question's reading builds on this module
 
 CONTEXT_TURNS = 2
 """A follow-up stays on the articles this many of the last answers were about (a reaction asked two turns later)."""
@@ -18,7 +22,7 @@ _NAME = re.compile(r"\b[A-Z][\w’'-]*")
 
 def discussed(turns: list[Turn]) -> frozenset[str]:
     """Return the ids of the articles the last answers were about (those carrying each one's first statement)."""
-    return frozenset(article_id for turn in turns[-CONTEXT_TURNS:] for article_id in turn.lead)
+    return frozenset(article_id for turn in turns[-CONTEXT_TURNS:] for article_id, _, _ in turn.lead)
 
 
 def keeps_topic(retriever: Retriever, query: str, context: frozenset[str]) -> bool:
@@ -50,3 +54,16 @@ def follows_cited(store: Store, row: int, spans: frozenset[Span], *, reach: int 
         if any(start < e and s < end for s, e in own):
             return True
     return False
+
+
+def quoted_first(store: Store, turn: Turn) -> str:
+    """Return the text of the statement a turn's answer gave first (its versions' excerpts), empty if none."""
+    return " ".join(store.article_by_id[article_id].text[start:end] for article_id, start, end in sorted(turn.lead))
+
+
+def keeps_dates(store: Store, dates: DateRange | None, lead: frozenset[str]) -> bool:
+    """Return True if a follow-up's date range admits an article the conversation is about (or there is none)."""
+    if dates is None or not lead:
+        return True
+    days = [store.article_by_id[article_id].date for article_id in lead]
+    return any(day and (dates.first or day) <= day <= (dates.last or day) for day in days)

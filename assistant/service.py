@@ -8,7 +8,7 @@ from pathlib import Path
 
 from assistant.answer import Answer, AnswerSettings, answer_question, quote
 from assistant.conversation import Turn, asks_to_repeat, contextual_query, is_follow_up, new_terms
-from assistant.followup import discussed, keeps_topic
+from assistant.followup import discussed, keeps_dates, keeps_topic, quoted_first
 from assistant.overview import CorpusOverview, corpus_overview
 from assistant.question import Focus, Reading, event_dates, lead_candidates, read_question, related, wanted_pattern
 from assistant.retrieval import Filters, Retriever
@@ -107,6 +107,8 @@ class Assistant:
             own_vector = self.encoder.encode([reading.query])[0]
             if reading.outlets is None and reading.dates is None:  # "And about NATO?" keeps the earlier outlets, dates
                 reading = replace(reading, outlets=earlier[-1].outlets, dates=earlier[-1].dates)
+            if not keeps_dates(self.store, reading.dates, lead):  # "after the news": the news discussed, not a date
+                reading = replace(reading, query=question, dates=None, event=None)
         else:
             lead = frozenset()
         leave_out = frozenset() if asks_to_repeat(question) else previous
@@ -114,7 +116,8 @@ class Assistant:
         if reading.only_dates:
             answer = self._leads(question, reading, narrowed, settings)
         else:
-            query = contextual_query(reading.query, earlier_queries, follow_up=follow_up)
+            quoted = quoted_first(self.store, turns[-1]) if turns else ""
+            query = contextual_query(reading.query, earlier_queries, follow_up=follow_up, quoted=quoted)
             # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason.
             prefer = wanted_pattern(reading.asks, reading.query if follow_up else "") if reading.asks else None
             context = frozenset(article_id for article_id, _, _ in previous)
