@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 CONTEXT_TURNS = 2
 """A follow-up stays on the articles this many of the last answers were about (a reaction asked two turns later)."""
-FOLLOWING_SENTENCES = 2
-"""A follow-up prefers the sentences up to this many after one the previous answer cited."""
+FOLLOWING_SENTENCES = 1
+"""A follow-up prefers the sentences up to this many after one the previous answer cited (the next one)."""
 _NAME = re.compile(r"\b[A-Z][\w’'-]*")
 
 
