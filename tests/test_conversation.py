@@ -109,10 +109,3 @@ def test_a_person_pronoun_carries_the_names_the_last_answer_quoted():
     quoted = "Middlesbrough mayor Ray Mallon has been drafted in to boost the Yes campaign."
     query = contextual_query("What is he nicknamed?", ["Who was drafted in to boost the campaign?"], quoted=quoted)
     assert "Ray" in query and "Mallon" in query and "drafted" not in query
-
-
-def test_a_follow_up_about_the_news_discussed_is_not_narrowed_to_later_dates(seed_assistant):
-    question = "What did the White House announce it would station in Germany?"
-    history = [Turn.of(question, seed_assistant.ask(question))]
-    follow_up = seed_assistant.ask("Who did the Russian defense minister call after the news?", history=history)
-    assert any("Lloyd Austin" in c.excerpt for c in follow_up.citations), follow_up.evidence
