@@ -15,6 +15,8 @@ _ANAPHORA = re.compile(
     re.IGNORECASE,
 )
 _CAPITALISED = re.compile(r"\b[A-Z][\w’'-]*")
+_FULL_NAME = re.compile(r"\b[A-Z][a-z’'-]+(?:\s+[A-Z][a-z’'-]+)+")
+"""Two or more capitalised words in a row: a person's full name ("Ray Mallon", "President Vladimir Putin")."""
 _PERSON = re.compile(r"\b(he|she|him|her|his|hers|they|them|their|theirs)\b", re.IGNORECASE)
 _TOPIC = re.compile(r"\b(it|its|this|that|these|those|there|then)\b", re.IGNORECASE)
 _REPEAT = re.compile(r"\b(again|repeat|re-?quote|once more|exact (?:words|quote)|exactly)\b", re.IGNORECASE)
@@ -48,14 +50,14 @@ def contextual_query(
     """Return the text to search with: a follow-up question together with what it points back to.
 
     A question about a person ("What did he say about Macron?") carries over only the names in the recent
-    questions and in what the last answer `quoted` first ("Ray Mallon" for "What is he nicknamed?"), so that
-    it keeps its own focus; one about a topic ("How did the Kremlin react to that?") carries over the recent
-    questions whole.
+    questions and the full names in what the last answer `quoted` first ("Ray Mallon" for "What is he
+    nicknamed?"), so that it keeps its own focus; one about a topic ("How did the Kremlin react to that?")
+    carries over the recent questions whole.
     """
     if not history or not (is_follow_up(question) if follow_up is None else follow_up):
         return question
     if _PERSON.search(question) and not _TOPIC.search(question):
-        names = [name for earlier in [*history[-turns:], quoted] for name in _named(earlier)]
+        names = [name for earlier in history[-turns:] for name in _named(earlier)] + _FULL_NAME.findall(quoted)
         if names:
             return " ".join([question, *dict.fromkeys(names)])
     return " ".join([*history[-turns:], question])

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from assistant.conversation import Span, Turn
-from assistant.retrieval import Retriever
+from assistant.retrieval import Filters, Retriever
 from embeddings.store import ARTICLE, Store
 from embeddings.terms import terms
 
@@ -15,6 +17,9 @@ if TYPE_CHECKING:
 
 CONTEXT_TURNS = 2
 """A follow-up stays on the articles this many of the last answers were about (a reaction asked two turns later)."""
+TOPIC_SIMILARITY = 0.15
+"""The least cosine similarity between a question and a passage of the articles discussed for it to read as a
+follow-up on them without a pronoun (off-topic questions stay below 0.11 on the seeds, follow-ups above 0.2)."""
 FOLLOWING_SENTENCES = 1
 """A follow-up prefers the sentences up to this many after one the previous answer cited (the next one)."""
 _NAME = re.compile(r"\b[A-Z][\w’'-]*")
@@ -25,18 +30,28 @@ def discussed(turns: list[Turn]) -> frozenset[str]:
     return frozenset(article_id for turn in turns[-CONTEXT_TURNS:] for article_id, _, _ in turn.lead)
 
 
-def keeps_topic(retriever: Retriever, query: str, context: frozenset[str]) -> bool:
+def keeps_topic(retriever: Retriever, query: str, vector: np.ndarray, context: frozenset[str]) -> bool:
     """Return True if a question reads as a follow-up on the `context` articles although no pronoun says so.
 
-    It does when every name it writes with a capital is in those articles: "Who will host the ceremony?" names
-    nothing else, "What did Yeo say about the plans?" names someone they mention, while "What did Peskov say about
-    China?" after a question on BBC articles starts a new topic.
+    It does when every name it writes with a capital is in those articles and one of their passages is near it:
+    "Who will host the ceremony?" names nothing else, "What did Yeo say about the plans?" names someone they
+    mention, while "What did Peskov say about China?" after a question on BBC articles, or "How do I bake
+    sourdough bread?", starts a new topic.
     """
     if not context:
         return False
     names = {term for word in _NAME.findall(query) for term in terms(word)}
     rows = [row for row, article in enumerate(retriever.store.articles) if article.id in context]
-    return names <= frozenset().union(*(retriever.article_terms(row) for row in rows))
+    known = frozenset().union(*(retriever.article_terms(row) for row in rows))
+    if not all(_mentioned(name, known) for name in names):
+        return False
+    nearest, _ = retriever.dense(vector, k=1, allowed=retriever.allowed_passages(Filters(articles=context)))
+    return len(nearest) > 0 and float(nearest[0]) >= TOPIC_SIMILARITY
+
+
+def _mentioned(name: str, known: frozenset[str]) -> bool:
+    """Return True if a name's term, or a longer or shorter form of it ("Russian" for "Russia"), is `known`."""
+    return name in known or any(term.startswith(name) or name.startswith(term) for term in known if len(term) > 3)
 
 
 def follows_cited(store: Store, row: int, spans: frozenset[Span], *, reach: int = FOLLOWING_SENTENCES) -> bool:

@@ -98,19 +98,20 @@ class Assistant:
             turns[-1] = self._answered(turns, filters, settings)
         previous = turns[-1].cited if turns else frozenset()
         lead = discussed(turns)
-        aspect, own_vector = frozenset(), None
-        follow_up = bool(turns) and (is_follow_up(reading.query) or keeps_topic(self.retriever, reading.query, lead))
+        aspect, own_vector = frozenset(), self.encoder.encode([reading.query])[0] if turns else None
+        follow_up = bool(turns) and (
+            is_follow_up(reading.query) or keeps_topic(self.retriever, reading.query, own_vector, lead)
+        )
         earlier = [self.read(turn.question) for turn in turns[-2:]]  # a follow-up builds on the last two
         earlier_queries = [e.query for e in earlier]
         if follow_up:
             aspect = new_terms(reading.query, earlier_queries)
-            own_vector = self.encoder.encode([reading.query])[0]
             if reading.outlets is None and reading.dates is None:  # "And about NATO?" keeps the earlier outlets, dates
                 reading = replace(reading, outlets=earlier[-1].outlets, dates=earlier[-1].dates)
             if not keeps_dates(self.store, reading.dates, lead):  # "after the news": the news discussed, not a date
                 reading = replace(reading, query=question, dates=None, event=None)
         else:
-            lead = frozenset()
+            lead, own_vector = frozenset(), None
         leave_out = frozenset() if asks_to_repeat(question) else previous
         narrowed = reading.filters(filters)
         if reading.only_dates:
