@@ -118,7 +118,7 @@ _DIRECTION = {
 }  # fmt: skip
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CAPITALIZED = re.compile(r"\b[A-Z][\w’'-]*")
-_CLAUSE = re.compile(r"[,;:“”\"()]|\s[–—-]\s|\b(?:and|but|while|as|which|who|adding|saying|signaling)\b")
+_CLAUSE = re.compile(r"[,;:“”\"()]|\s[–—-]\s|\b(?:but|while|as|which|who|adding|saying|signaling)\b")
 
 
 @dataclass(slots=True)
