@@ -20,6 +20,8 @@ from embeddings.encoder import Encoder
 from embeddings.terms import terms
 
 PAIRS = Path(__file__).with_name("grouping-pairs.jsonl")
+MIN_PRECISION = 0.95
+"""Precision the settings search keeps on dev, above the 0.9 target: unseen pairs are grouped less precisely."""
 
 
 def scores(pairs: list[dict], claims: dict, grouping: Grouping) -> dict:
@@ -57,10 +59,17 @@ def main() -> None:
     settings = [Grouping()]
     if args.tune:
         grid = itertools.product(
-            (0.82, 0.86), (0.55, 0.6, 0.65, 0.7), (0.34, 0.4, 0.5, 0.6), (0.3, 0.4), (0.67, 0.75, 1.0), (2, 3)
+            (0.82, 0.86),
+            (0.55, 0.6, 0.65, 0.7),
+            (0.34, 0.4, 0.5, 0.6),
+            (0.3, 0.4),
+            (0.67, 0.75, 1.0),
+            (2, 3),
+            (0.5,),
+            (0.5, 0.55, 0.6),
         )
         settings = [Grouping(*values) for values in grid]
-        best = max(settings, key=lambda g: _f1(scores(split["dev"], claims, g)))
+        best = max(settings, key=lambda g: _objective(scores(split["dev"], claims, g)))
         print(f"best on dev: {best}")
         settings = [best]
     for name, chosen in split.items():
@@ -76,9 +85,9 @@ def main() -> None:
                     print(f"  {'missed' if p['same'] else 'wrongly grouped'}: {p['a'][:90]!r} | {p['b'][:90]!r}")
 
 
-def _f1(result: dict) -> float:
-    p, r = result["precision"], result["recall"]
-    return 2 * p * r / (p + r) if p + r else 0.0
+def _objective(result: dict) -> tuple:
+    """Return what the search maximizes: precision of at least MIN_PRECISION first, then recall, then precision."""
+    return result["precision"] >= MIN_PRECISION, result["recall"], result["precision"]
 
 
 if __name__ == "__main__":

@@ -87,6 +87,19 @@ def test_the_four_no_prerequisites_versions_are_one_statement(encoder):
         assert not same_statement(versions[1], other), other.text
 
 
+def test_the_same_figures_make_fairly_close_sentences_one_statement(encoder):
+    short = "Moscow produced 210 mln tonnes in 1986."
+    longer = (
+        "The Soviet Union produced 210 mln tonnes of grain in 1986 and the Soviet press has said heavy rain has "
+        "affected the harvest this year."
+    )
+    other_year = longer.replace("1986", "1985").replace("210", "195")
+    texts = [short, longer, other_year]
+    claims = [claim(t, v) for t, v in zip(texts, encoder.encode(texts))]
+    assert same_statement(claims[0], claims[1])
+    assert not same_statement(claims[0], claims[2])
+
+
 def test_words_joined_by_and_stay_one_clause(encoder):
     # Cut at "and", "the collective West" and "Russia ... confrontation" were clauses of their own, and the first
     # made this sentence carry the president's claim about the West.
