@@ -180,14 +180,14 @@ _ASKS_NAME = re.compile(r"^\s*(who|whom|whose)\b|\b(which|what) (person|man|woma
 _NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")
 
 
-def _answer_shape(query: str) -> re.Pattern | None:
+def answer_shape(query: str) -> re.Pattern | None:
     """Return the pattern of the kind of answer the question asks for (a number, a name), None if not known."""
     if _ASKS_NUMBER.search(query):
         return _NUMBER
     return _NAME if _ASKS_NAME.search(query) else None
 
 
-def _has_shape(shape: re.Pattern, sentence: str, query: str) -> bool:
+def has_shape(shape: re.Pattern, sentence: str, query: str) -> bool:
     """Return True if the sentence holds something of the asked-for shape that the question does not already say."""
     return any(m not in query for m in shape.findall(sentence))
 
@@ -219,7 +219,7 @@ def _candidates(
     candidates, matched = [], []
     for row, (article_row, start, end), similarity in zip(rows, store.sentence_table(rows).tolist(), similarities):
         text = store.article(article_row).text[start:end]
-        shaped = shape is not None and _has_shape(shape, text, query)
+        shaped = shape is not None and has_shape(shape, text, query)
         candidates.append(
             Candidate(
                 row, article_row, start, end, hits[rank_of[row]], similarity, retriever.sentence_terms(text), shaped
@@ -396,7 +396,7 @@ def answer_question(
     search = retriever.search if focus is None else partial(focus.search, retriever)
     hits = search(query, k=settings.passages, filters=filters, query_vector=query_vector)
     weights = _term_weights(retriever, set(terms(query)))
-    shape = _answer_shape(query)
+    shape = answer_shape(query)
     candidates = _candidates(retriever, hits, query, query_vector, weights, shape, settings) if hits else []
     retrieved = {"retrieved": [[hit.article.id, hit.start, hit.end] for hit in hits]}
     if not candidates:

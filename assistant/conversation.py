@@ -15,6 +15,8 @@ _ANAPHORA = re.compile(
     re.IGNORECASE,
 )
 _CAPITALISED = re.compile(r"\b[A-Z][\w’'-]*")
+_FULL_NAME = re.compile(r"\b[A-Z][a-z’'-]+(?:\s+[A-Z][a-z’'-]+)+")
+"""Two or more capitalised words in a row: a person's full name ("Ray Mallon", "President Vladimir Putin")."""
 _PERSON = re.compile(r"\b(he|she|him|her|his|hers|they|them|their|theirs)\b", re.IGNORECASE)
 _TOPIC = re.compile(r"\b(it|its|this|that|these|those|there|then)\b", re.IGNORECASE)
 _REPEAT = re.compile(r"\b(again|repeat|re-?quote|once more|exact (?:words|quote)|exactly)\b", re.IGNORECASE)
@@ -38,21 +40,24 @@ def new_terms(question: str, history: list[str], *, turns: int = 2) -> frozenset
 
 
 def _named(earlier: str) -> list[str]:
-    """Return the capitalised names in an earlier question ("Defense Minister Andrey Belousov", "NATO")."""
+    """Return the capitalised names in an earlier question or quote ("Defense Minister Andrey Belousov", "NATO")."""
     return [word for word in _CAPITALISED.findall(earlier) if terms(word)]
 
 
-def contextual_query(question: str, history: list[str], *, turns: int = 2) -> str:
+def contextual_query(
+    question: str, history: list[str], *, turns: int = 2, follow_up: bool | None = None, quoted: str = ""
+) -> str:
     """Return the text to search with: a follow-up question together with what it points back to.
 
     A question about a person ("What did he say about Macron?") carries over only the names in the recent
-    questions, so that it keeps its own focus; one about a topic ("How did the Kremlin react to that?")
+    questions and the full names in what the last answer `quoted` first ("Ray Mallon" for "What is he
+    nicknamed?"), so that it keeps its own focus; one about a topic ("How did the Kremlin react to that?")
     carries over the recent questions whole.
     """
-    if not history or not is_follow_up(question):
+    if not history or not (is_follow_up(question) if follow_up is None else follow_up):
         return question
     if _PERSON.search(question) and not _TOPIC.search(question):
-        names = [name for earlier in history[-turns:] for name in _named(earlier)]
+        names = [name for earlier in history[-turns:] for name in _named(earlier)] + _FULL_NAME.findall(quoted)
         if names:
             return " ".join([question, *dict.fromkeys(names)])
     return " ".join([*history[-turns:], question])
@@ -68,13 +73,20 @@ class Turn:
 
     question: str
     cited: frozenset[Span] | None = None
+    lead: frozenset[Span] = frozenset()
+    """The spans carrying the answer's first statement: what the answer was mostly about."""
 
     @classmethod
     def of(cls, question: str, answer=None) -> Turn:
         """Return the turn of `question` answered by `answer` (an Answer, or None if not known)."""
         if answer is None:
             return cls(question)
-        return cls(question, frozenset((c.article_id, c.start, c.end) for c in answer.citations))
+        first = set(answer.statements[0].citations) if answer.statements else set()
+        return cls(
+            question,
+            frozenset((c.article_id, c.start, c.end) for c in answer.citations),
+            frozenset((c.article_id, c.start, c.end) for c in answer.citations if c.n in first),
+        )
 
 
 @dataclass

@@ -224,7 +224,7 @@ def sample(questions: list[Question], limit: int | None) -> list[Question]:
 
 @dataclass(frozen=True)
 class ConversationCase:
-    """One evaluation conversation: its turns in order (each a Question with gold), and its split (dev or test)."""
+    """One evaluation conversation: its turns in order (each a Question with gold), and its split (dev, test, ...)."""
 
     id: str
     split: str
@@ -294,7 +294,7 @@ def evaluate_conversations(
                 ))  # fmt: skip
             history.append(Turn.of(question.question, answer))
     metrics = {"conversations": len(cases), "follow-ups": len(follow_ups)}
-    for split in ("dev", "test", None):
+    for split in [*dict.fromkeys(case.split for case in cases), None]:
         chosen = [f for f in follow_ups if split is None or f.split == split]
         name = split or "all"
         metrics[f"follow-ups citing the asked-for fact ({name})"] = _rate(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from assistant.followup import follows_cited
 from assistant.retrieval import Filters, Hit, Retriever
 from embeddings.backend import ARTICLE, FIRST_SENTENCE, SENTENCE_STOP
 from embeddings.terms import term_set, terms
@@ -378,6 +379,14 @@ CONTEXT_PASSAGES = 2
 """Passages searched in the articles the previous answer cited, added to a conversation's search."""
 CONTEXT_WEIGHT = 0.15
 """Added to the score of a sentence from an article the previous answer cited: a chat stays on its articles."""
+FOLLOW_UP_BLEND = 0.5
+"""A follow-up's sentences keep this share of their score for the question searched with the earlier turns."""
+NEXT_WEIGHT = 0.2
+"""Added for a follow-up to a sentence right after one the previous answer cited (see followup.follows_cited)."""
+FOLLOW_UP_PASSAGES = 4
+"""Passages searched in the articles the previous answers cited for a follow-up, with it and with it alone."""
+FOLLOW_UP_CONTEXT_WEIGHT = 0.5
+"""Added for a follow-up to a sentence of its `lead` articles: it asks about the articles discussed, not their topic."""
 
 
 @dataclass(frozen=True)
@@ -397,12 +406,16 @@ class Focus:
     own_vector: np.ndarray | None = field(default=None, compare=False)
     """A follow-up question's own vector, without the earlier turns its query carries."""
     context: frozenset[str] = frozenset()
-    """The ids of the articles the previous answer cited."""
+    """The ids of the articles the previous answers cited (of a follow-up, the last two)."""
+    own_query: str = ""
+    """A follow-up question alone (its new aspect, without the earlier turns), searched in the `lead` articles too."""
+    lead: frozenset[str] = frozenset()
+    """A follow-up's articles: those the last answers were about (see assistant/followup.py)."""
 
     def search(self, retriever: Retriever, query: str, *, k: int, filters: Filters | None, query_vector) -> list[Hit]:
         """Return the best passages for `query`: with several named outlets, each outlet's best in turn; in a
         conversation, the best ones from the articles the previous answer cited after them."""
-        if len(self.outlets) < 2 and not self.context:
+        if len(self.outlets) < 2 and not (self.context or self.lead):
             return retriever.search(query, k=k, filters=filters, query_vector=query_vector)
         filters = filters or Filters()
         each = [replace(filters, outlets=frozenset({outlet})) for outlet in self.outlets] or [filters]
@@ -413,11 +426,21 @@ class Focus:
                 if rank < len(ranking):
                     merged.setdefault(ranking[rank].row, ranking[rank])
         hits = list(merged.values())[:k]
-        if self.context:
-            context = replace(filters, articles=self.context)
+        if self.context or self.lead:
             found = {hit.row for hit in hits}
-            more = retriever.search(query, k=CONTEXT_PASSAGES, filters=context, query_vector=query_vector)
-            hits += [hit for hit in more if hit.row not in found]
+            if self.lead:
+                lead = replace(filters, articles=self.lead)
+                more = retriever.search(query, k=FOLLOW_UP_PASSAGES, filters=lead, query_vector=query_vector)
+                more += retriever.search(
+                    self.own_query, k=FOLLOW_UP_PASSAGES, filters=lead, query_vector=self.own_vector
+                )
+            else:
+                context = replace(filters, articles=self.context)
+                more = retriever.search(query, k=CONTEXT_PASSAGES, filters=context, query_vector=query_vector)
+            for hit in more:
+                if hit.row not in found:
+                    found.add(hit.row)
+                    hits.append(hit)
         return hits
 
     def choose(self, retriever: Retriever, candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
@@ -430,14 +453,33 @@ class Focus:
         own = [0.0] * len(candidates)
         if self.own_vector is not None:
             own = (retriever.sentence_vectors_of([c.row for c in candidates]) @ self.own_vector).tolist()
+        from assistant.answer import answer_shape, has_shape  # answer imports this module's Focus for its type only
+
+        own_shape = answer_shape(self.own_query)
+        own_terms = term_set(self.own_query)
         stale = []
         for candidate, repeat, similarity in zip(candidates, repeated, own):
             article = store.article(candidate.article_row)
-            reason = self.prefer is not None and bool(self.prefer.search(article.text[candidate.start : candidate.end]))
+            text = article.text[candidate.start : candidate.end]
+            reason = self.prefer is not None and bool(self.prefer.search(text))
             new = len(candidate.terms & self.aspect) / len(self.aspect) if self.aspect else 0.0
-            candidate.score += ASPECT_WEIGHT * (reason + new + similarity)
+            if self.own_query:  # a follow-up: scored by its own words in the articles being discussed
+                shaped = own_shape is not None and has_shape(own_shape, text, self.own_query)
+                covered = len(candidate.terms & own_terms) / len(own_terms) if own_terms else 0.0
+                candidate.score = (
+                    FOLLOW_UP_BLEND * candidate.score
+                    + settings.similarity_weight * similarity
+                    + settings.coverage_weight * covered
+                    + settings.shape_weight * shaped
+                    + ASPECT_WEIGHT * (reason + new)
+                    + NEXT_WEIGHT * follows_cited(store, candidate.row, self.leave_out)
+                    + FOLLOW_UP_CONTEXT_WEIGHT * (article.id in self.lead)
+                )
+            else:
+                shaped = candidate.has_shape
+                candidate.score += ASPECT_WEIGHT * (reason + new + similarity)
             candidate.score += CONTEXT_WEIGHT * (article.id in self.context)
-            stale.append(repeat and not (reason or new or candidate.has_shape))
+            stale.append(repeat and not (reason or new or shaped))
         fresh = [c for c, old in zip(candidates, stale) if not old]
         candidates = sorted(fresh or candidates, key=lambda c: -c.score)
         if len(self.outlets) >= 2:

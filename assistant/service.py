@@ -8,6 +8,7 @@ from pathlib import Path
 
 from assistant.answer import Answer, AnswerSettings, answer_question, quote
 from assistant.conversation import Turn, asks_to_repeat, contextual_query, is_follow_up, new_terms
+from assistant.followup import discussed, keeps_dates, keeps_topic, quoted_first
 from assistant.overview import CorpusOverview, corpus_overview
 from assistant.question import Focus, Reading, event_dates, lead_candidates, read_question, related, wanted_pattern
 from assistant.retrieval import Filters, Retriever
@@ -80,26 +81,38 @@ class Assistant:
         settings = settings or AnswerSettings()
         turns = [turn if isinstance(turn, Turn) else Turn(turn) for turn in history]
         reading = self.read(question)
-        follow_up = bool(turns) and is_follow_up(reading.query)
-        aspect, own_vector = frozenset(), None
+        if turns:
+            turns[-1] = self._answered(turns, filters, settings)
+        previous = turns[-1].cited if turns else frozenset()
+        lead = discussed(turns)
+        aspect, own_vector = frozenset(), self.encoder.encode([reading.query])[0] if turns else None
+        follow_up = bool(turns) and (
+            is_follow_up(reading.query) or keeps_topic(self.retriever, reading.query, own_vector, lead)
+        )
         earlier = [self.read(turn.question) for turn in turns[-2:]]  # a follow-up builds on the last two
         earlier_queries = [e.query for e in earlier]
         if follow_up:
             aspect = new_terms(reading.query, earlier_queries)
-            own_vector = self.encoder.encode([reading.query])[0]
             if reading.outlets is None and reading.dates is None:  # "And about NATO?" keeps the earlier outlets, dates
                 reading = replace(reading, outlets=earlier[-1].outlets, dates=earlier[-1].dates)
-        previous = self._cited(turns, filters, settings) if turns else frozenset()
+            if not keeps_dates(self.store, reading.dates, lead):  # "after the news": the news discussed, not a date
+                reading = replace(reading, query=question, dates=None, event=None)
+        else:
+            lead, own_vector = frozenset(), None
         leave_out = frozenset() if asks_to_repeat(question) else previous
         narrowed = reading.filters(filters)
         if reading.only_dates:
             answer = self._leads(question, reading, narrowed, settings)
         else:
-            query = contextual_query(reading.query, earlier_queries)
+            quoted = quoted_first(self.store, turns[-1]) if turns else ""
+            query = contextual_query(reading.query, earlier_queries, follow_up=follow_up, quoted=quoted)
             # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason.
             prefer = wanted_pattern(reading.asks, reading.query if follow_up else "") if reading.asks else None
             context = frozenset(article_id for article_id, _, _ in previous)
-            focus = Focus(tuple(sorted(reading.outlets or ())), prefer, leave_out, aspect, own_vector, context)
+            own_query = reading.query if follow_up else ""
+            focus = Focus(
+                tuple(sorted(reading.outlets or ())), prefer, leave_out, aspect, own_vector, context, own_query, lead
+            )
             answer = answer_question(
                 question, retriever=self.retriever, query=query, filters=narrowed, settings=settings, focus=focus
             )
@@ -122,18 +135,17 @@ class Assistant:
             reading = replace(reading, query=question, dates=None, time_order=bool(reading.event))
         return reading
 
-    def _cited(self, turns: list[Turn], filters: Filters | None, settings: AnswerSettings) -> frozenset:
-        """Return the spans the last turn's answer cited, answering its question again if they are not known.
+    def _answered(self, turns: list[Turn], filters: Filters | None, settings: AnswerSettings) -> Turn:
+        """Return the last turn with the spans its answer cited, answering its question again if they are not known.
 
         The question is answered again with the two turns before it as bare questions whose answers are taken as
         quoting nothing, so that one earlier answer is made again, not a chain of them.
         """
         last = turns[-1]
         if last.cited is not None:
-            return last.cited
+            return last
         before = [Turn(turn.question, frozenset()) for turn in turns[-3:-1]]
-        again = self.ask(last.question, history=before, filters=filters, settings=settings)
-        return Turn.of(last.question, again).cited
+        return Turn.of(last.question, self.ask(last.question, history=before, filters=filters, settings=settings))
 
     def _leads(self, question: str, reading: Reading, filters: Filters, settings: AnswerSettings) -> Answer:
         """Return the answer to a question naming only dates: the lead sentences of the articles of those dates."""

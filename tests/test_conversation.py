@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from assistant.cli import main
-from assistant.conversation import Conversation, Turn
+from assistant.conversation import Conversation, Turn, contextual_query
+from assistant.service import Assistant
 from embeddings import settings
+from embeddings.indexer import update_index
 from tests.test_answers import assert_exact_spans
 
 NATO = "How did Peskov describe the results of the NATO summit?"
@@ -74,3 +76,36 @@ def test_eval_of_a_conversation_file_reports_follow_ups_citing_the_fact(seed_ind
     assert "| follow-ups citing the asked-for fact (all) | 0.500 |" in out
     assert "FAIL 'What did they discuss?'" in out
     assert json.loads(report.read_text())["failures"][0]["conversation"] == "b"
+
+
+HALE = (
+    "Manager Alan Brooks has asked the league to punish striker Tom Hale for an incident involving defender Marco"
+    " Ruiz.\n\nBrooks believes Hale deliberately caught Ruiz on the head with his knee during Sunday's match. Hale"
+    " protested his innocence, and the referee ruled the collision accidental. Brooks was also upset by the visitors'"
+    " overall discipline, saying they committed 24 fouls.\n"
+)
+PENALTY = (
+    "A late refereeing decision sparked a row at Oakfield on Saturday.\n\nThe referee decided to award a penalty after"
+    " a handball in the box. Fans booed when the referee decided the goal would stand. Oakfield's coach said the"
+    " referee's decision cost his team the match.\n"
+)
+
+
+def test_a_follow_up_naming_nothing_new_stays_on_the_article_discussed(tmp_path, encoder):
+    for name, text in {"hale": HALE, "penalty": PENALTY}.items():
+        (tmp_path / "articles").mkdir(exist_ok=True)
+        (tmp_path / "articles" / f"{name}.txt").write_text(text, encoding="utf-8")
+    update_index([tmp_path / "articles"], index_dir=tmp_path / "index", encoder=encoder, progress=False)
+    assistant = Assistant(tmp_path / "index", encoder=encoder)
+    conversation = Conversation()
+    question = "What does Alan Brooks want the league to do about Tom Hale?"
+    conversation.add(question, assistant.ask(question))
+    follow_up = assistant.ask("What did the referee decide?", history=conversation.turns)  # no pronoun
+    first = follow_up.citations[follow_up.statements[0].citations[0] - 1]
+    assert first.article_id == "hale" and "ruled the collision accidental" in first.excerpt
+
+
+def test_a_person_pronoun_carries_the_names_the_last_answer_quoted():
+    quoted = "Middlesbrough mayor Ray Mallon has been drafted in to boost the Yes campaign."
+    query = contextual_query("What is he nicknamed?", ["Who was drafted in to boost the campaign?"], quoted=quoted)
+    assert "Ray" in query and "Mallon" in query and "drafted" not in query

@@ -88,6 +88,35 @@ def test_the_four_no_prerequisites_versions_are_one_statement(encoder):
         assert not same_statement(versions[1], other), other.text
 
 
+def test_the_same_figures_make_fairly_close_sentences_one_statement(encoder):
+    short = "Moscow produced 210 mln tonnes in 1986."
+    longer = (
+        "The Soviet Union produced 210 mln tonnes of grain in 1986 and the Soviet press has said heavy rain has "
+        "affected the harvest this year."
+    )
+    other_year = longer.replace("1986", "1985").replace("210", "195")
+    texts = [short, longer, other_year]
+    claims = [claim(t, v) for t, v in zip(texts, encoder.encode(texts))]
+    assert same_statement(claims[0], claims[1])
+    assert not same_statement(claims[0], claims[2])
+
+
+def test_words_joined_by_and_stay_one_clause(encoder):
+    # Cut at "and", "the collective West" and "Russia ... confrontation" were clauses of their own, and the first
+    # made this sentence carry the president's claim about the West.
+    confrontation = (
+        "The countries of the collective West and Russia are currently at the stage of deep and sharp confrontation, "
+        "with no prerequisites to withdrawal from this situation in place so far, Kremlin Spokesman Dmitry Peskov said "
+        'in a commentary for the "Moscow. Kremlin. Putin" program on Rossiya-1 TV channel.'
+    )
+    facing = (
+        "Faced with Russia's failures on the battlefield in the protracted war, the Russian president claims that "
+        "Russia is actually facing the entire collective West."
+    )
+    a, b = (claim(t, v) for t, v in zip((confrontation, facing), encoder.encode([confrontation, facing])))
+    assert not same_statement(a, b)
+
+
 def test_other_figures_or_the_other_direction_make_another_statement(encoder):
     raised = (
         "Sun Co said it raised the price it charges contract barge customers for heating oil by 0.50 cent a gallon."
