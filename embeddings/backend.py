@@ -1,8 +1,8 @@
 """The storage seam: what the query side reads from an index, and what the indexer writes to one.
 
 Two implementations stand behind it: local files (embeddings/store.py, the default) and Milvus. The query side
-(assistant/*.py, app.py) talks only to a `Reader`; the indexer
-(embeddings/indexer.py, and embeddings/uploads.py after it) talks only to a `Writer`.
+(assistant/*.py, app.py) talks only to a `Reader`; the indexer (embeddings/indexer.py, and embeddings/uploads.py
+after it) talks only to a `Writer`.
 
 Rows: passages, sentences and articles are addressed by int rows, valid for the lifetime of one `Reader` (one
 loaded version of the index). The sentences of one article have consecutive rows in text order, and a passage's
