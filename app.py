@@ -28,7 +28,7 @@ from embeddings.uploads import index_uploads
 SEEDS = Path(__file__).resolve().parent / "seeds"
 HISTORY_TURNS = settings.history_turns()  # turns kept per session; older ones are dropped
 SCROLL = """<script>
-// Bring the new answer's first line to the top, again for 2 s while the page settles, unless the reader scrolls
+// Bring the new answer's first line to the top, again for 10 s while the page settles, unless the reader scrolls
 // or clicks first. Streamlit keeps a chat scrolled to its end until a wheel event on the scroller stops it.
 const doc = window.parent.document, events = ["wheel", "touchstart", "keydown", "mousedown"];
 let ticks = 0, stopped = false;
@@ -44,7 +44,7 @@ function go() {
     if (box) box.dispatchEvent(new WheelEvent("wheel", {deltaY: -1}));
     target.scrollIntoView({block: "start"});
   }
-  if (ticks++ < 20) setTimeout(go, 100); else stop();
+  if (ticks++ < 100) setTimeout(go, 100); else stop();
 }
 go();
 </script>"""

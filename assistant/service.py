@@ -86,8 +86,10 @@ class Assistant:
         previous = turns[-1].cited if turns else frozenset()
         lead = discussed(turns)
         aspect, own_vector = frozenset(), self.encoder.encode([reading.query])[0] if turns else None
+        # Without a pronoun, a question follows up only on discussed articles that the filters still admit.
+        searchable = frozenset(i for i in lead if filters is None or filters.admits(self.store.article_by_id[i]))
         follow_up = bool(turns) and (
-            is_follow_up(reading.query) or keeps_topic(self.retriever, reading.query, own_vector, lead)
+            is_follow_up(reading.query) or keeps_topic(self.retriever, reading.query, own_vector, searchable)
         )
         earlier = [self.read(turn.question) for turn in turns[-2:]]  # a follow-up builds on the last two
         earlier_queries = [e.query for e in earlier]
