@@ -8,8 +8,9 @@ bulk: texts embedded per second and peak RSS of the whole build (model loading i
 scale: each index is built by the real indexer (update_index) from BBC+Reuters articles repeated under new ids, with
 an Encoder stand-in giving each text a real vector of a BBC+Reuters passage plus noise (embedding 1M passages for real
 is impossible here), in batches of 2,000,000 texts like a bulk import; then 1 article is added `repeat` times, then
-1,000 articles `repeat` times, with the default batch size, and the time (embedding excluded: the stand-in's time is measured and subtracted) and bytes written are printed,
-with the load time of each index and bench/run.py's latency figures over it as the adds left it.
+1,000 articles `repeat` times, with the default batch size, and the time (embedding excluded: the stand-in's time
+is measured and subtracted) and bytes written are printed, with the load time of each index and bench/run.py's
+latency figures over it as the adds left it.
 """
 
 from __future__ import annotations
