@@ -119,7 +119,9 @@ def timed(call, queries) -> list[float]:
 
 def line(name: str, latencies: list[float], recall: float | None = None) -> str:
     p50, p95 = np.percentile(latencies, 50), np.percentile(latencies, 95)
-    return f"  {name:34} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms" + (f"   recall@10 {recall:.3f}" if recall else "")
+    return f"  {name:34} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms" + (
+        f"   recall@10 {recall:.3f}" if recall is not None else ""
+    )
 
 
 def report(reader, probes, questions, vectors, embedded) -> None:

@@ -295,6 +295,18 @@ def catalogue(milvus: Milvus, generation: int) -> tuple[dict[str, Entry], list[t
     return live, replaced
 
 
+def read_record(milvus: Milvus, entry: Entry) -> dict:
+    """Return the stored record of an article version: the article, its sentence spans and passage rows."""
+    parts = milvus.client.query(
+        milvus.articles, filter=f"article == {literal(entry.id)} and generation == {entry.generation}",
+        output_fields=["part", "record"],
+    )  # fmt: skip
+    if not parts or len({p["part"] for p in parts}) != len(parts):
+        raise StoreError(f"The index in Milvus at {milvus.location} lacks the text of {entry.id!r}. "
+                         "Rebuild it with: assistant index --rebuild --milvus-uri URI PATH ...")  # fmt: skip
+    return json.loads("".join(p["record"] for p in sorted(parts, key=lambda p: p["part"])))
+
+
 def _version_filter(pairs: list[tuple[str, int]]) -> str:
     """Return a filter for the rows of these (article, generation) versions."""
     return " or ".join(f"(article == {literal(a)} and generation == {g})" for a, g in pairs)
@@ -326,7 +338,7 @@ class MilvusReader:
         self.sentence_base = np.cumsum([0] + [e.sentences for e in self.entries])
         self.article_count = len(self.entries)
         self.passage_count = int(self.passage_base[-1])
-        self.sentence_count = int(self.sentence_base[-1])
+        self.sentence_count = self.sentence_rows = int(self.sentence_base[-1])
         self.frequencies: dict[str, int] = {}
         self.detail = lru_cache(maxsize=4096)(self._detail)
 
@@ -344,15 +356,7 @@ class MilvusReader:
 
     def _detail(self, row: int) -> tuple[Article, np.ndarray, np.ndarray]:
         """Return an article with its passage rows (start, end, first, stop) and sentence rows (start, end)."""
-        entry = self.entries[row]
-        parts = self.milvus.client.query(
-            self.milvus.articles, filter=f"article == {literal(entry.id)} and generation == {entry.generation}",
-            output_fields=["part", "record"],
-        )  # fmt: skip
-        if len({p["part"] for p in parts}) != len(parts) or not parts:
-            raise StoreError(f"The index in Milvus at {self.milvus.location} lacks the text of {entry.id!r}. "
-                             "Rebuild it with: assistant index --rebuild --milvus-uri URI PATH ...")  # fmt: skip
-        record = json.loads("".join(p["record"] for p in sorted(parts, key=lambda p: p["part"])))
+        record = read_record(self.milvus, self.entries[row])
         passages = np.asarray(record["passages"], dtype=np.int64).reshape(-1, 4)
         sentences = np.asarray(record["sentences"], dtype=np.int64).reshape(-1, 2)
         return Article.from_json(record["article"]), passages, sentences
@@ -497,6 +501,9 @@ class MilvusReader:
     def verify(self) -> None:
         """Check nothing more: Milvus checks its own files; a missing article text is reported when it is read."""
 
+    def damage(self) -> None:
+        """Return None: no checks are deferred (see verify)."""
+
     def is_current(self) -> bool:
         """Return True if no newer version was committed since this one was loaded."""
         state = self.milvus.committed()
@@ -573,6 +580,16 @@ class MilvusWriter:
                 texts.setdefault(row["name"], []).append(row["record"])
         records = {name: json.loads("".join(parts)) for name, parts in texts.items()}
         return {name: Source(**record) for name, record in records.items() if record is not None}
+
+    def read(self, article_id: str) -> Article:
+        """Return the live article with this id, with its text."""
+        return Article.from_json(read_record(self.milvus, self.live[article_id])["article"])
+
+    def counts(self) -> dict[str, int]:
+        """Return the live "articles", "passages" and "sentences" counts."""
+        entries = self.live.values()
+        return {"articles": len(entries), "passages": sum(e.passages for e in entries),
+                "sentences": sum(e.sentences for e in entries)}  # fmt: skip
 
     def commit(self, change: Change, *, model: dict, chunking: dict) -> None:
         """Apply `change`: write its rows under the next generation, then switch the state row to it (atomic)."""
