@@ -28,7 +28,6 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +56,8 @@ BATCH = 1000
 """Rows per insert call, ids per filter expression."""
 SLACK = 10
 """Extra hits asked of a search, for rows of replaced article versions dropped until their deletion lands."""
+DETAILS = 4096
+"""Most articles a reader keeps in memory with their spans."""
 _STATE = "state"
 
 
@@ -295,16 +296,19 @@ def catalogue(milvus: Milvus, generation: int) -> tuple[dict[str, Entry], list[t
     return live, replaced
 
 
-def read_record(milvus: Milvus, entry: Entry) -> dict:
-    """Return the stored record of an article version: the article, its sentence spans and passage rows."""
-    parts = milvus.client.query(
-        milvus.articles, filter=f"article == {literal(entry.id)} and generation == {entry.generation}",
-        output_fields=["part", "record"],
-    )  # fmt: skip
-    if not parts or len({p["part"] for p in parts}) != len(parts):
-        raise StoreError(f"The index in Milvus at {milvus.location} lacks the text of {entry.id!r}. "
-                         "Rebuild it with: assistant index --rebuild --milvus-uri URI PATH ...")  # fmt: skip
-    return json.loads("".join(p["record"] for p in sorted(parts, key=lambda p: p["part"])))
+def read_records(milvus: Milvus, entries: list[Entry]) -> dict[str, dict]:
+    """Return the stored records (the article, its sentence spans and passage rows) of these versions, by id."""
+    parts: dict[str, list] = {}
+    for first in range(0, len(entries), BATCH // 10):
+        where = _version_filter([(e.id, e.generation) for e in entries[first : first + BATCH // 10]])
+        for row in milvus.client.query(milvus.articles, filter=where, output_fields=["article", "part", "record"]):
+            parts.setdefault(row["article"], []).append((row["part"], row["record"]))
+    for entry in entries:
+        found = parts.get(entry.id, [])
+        if not found or len({k for k, _ in found}) != len(found):
+            raise StoreError(f"The index in Milvus at {milvus.location} lacks the text of {entry.id!r}. "
+                             "Rebuild it with: assistant index --rebuild --milvus-uri URI PATH ...")  # fmt: skip
+    return {article: json.loads("".join(text for _, text in sorted(found))) for article, found in parts.items()}
 
 
 def _version_filter(pairs: list[tuple[str, int]]) -> str:
@@ -340,7 +344,7 @@ class MilvusReader:
         self.passage_count = int(self.passage_base[-1])
         self.sentence_count = self.sentence_rows = int(self.sentence_base[-1])
         self.frequencies: dict[str, int] = {}
-        self.detail = lru_cache(maxsize=4096)(self._detail)
+        self.details: dict[int, tuple[Article, np.ndarray, np.ndarray]] = {}
 
     @property
     def generation(self) -> str:
@@ -354,16 +358,29 @@ class MilvusReader:
 
         return ArticlesById(self)
 
-    def _detail(self, row: int) -> tuple[Article, np.ndarray, np.ndarray]:
-        """Return an article with its passage rows (start, end, first, stop) and sentence rows (start, end)."""
-        record = read_record(self.milvus, self.entries[row])
-        passages = np.asarray(record["passages"], dtype=np.int64).reshape(-1, 4)
-        sentences = np.asarray(record["sentences"], dtype=np.int64).reshape(-1, 2)
-        return Article.from_json(record["article"]), passages, sentences
+    def detail(self, rows) -> list[tuple[Article, np.ndarray, np.ndarray]]:
+        """Return articles with their passage rows (start, end, first, stop) and sentence rows (start, end).
+
+        What is not cached yet is read in one query; the cache is emptied when it holds DETAILS articles.
+        """
+        rows = [int(row) for row in rows]
+        missing = sorted({row for row in rows if row not in self.details})
+        if missing:
+            if len(self.details) + len(missing) > DETAILS:
+                self.details.clear()
+            records = read_records(self.milvus, [self.entries[row] for row in missing])
+            for row in missing:
+                record = records[self.entries[row].id]
+                self.details[row] = (
+                    Article.from_json(record["article"]),
+                    np.asarray(record["passages"], dtype=np.int64).reshape(-1, 4),
+                    np.asarray(record["sentences"], dtype=np.int64).reshape(-1, 2),
+                )
+        return [self.details[row] for row in rows]
 
     def article(self, row: int) -> Article:
         """Return the article at `row`, with its full text."""
-        return self.detail(int(row))[0]
+        return self.detail([row])[0][0]
 
     def article_row(self, article_id: str) -> int | None:
         """Return the row of the live article with id `article_id`, None if there is none."""
@@ -382,18 +399,17 @@ class MilvusReader:
     def passage_table(self, rows) -> np.ndarray:
         """Return int64 rows (ARTICLE, START, END, FIRST_SENTENCE, SENTENCE_STOP) of the passages `rows`."""
         table = []
-        for article, number in zip(*self._locate(rows, self.passage_base)):
-            start, end, first, stop = self.detail(int(article))[1][number]
+        articles, numbers = self._locate(rows, self.passage_base)
+        for article, number, (_, passages, _) in zip(articles, numbers, self.detail(articles)):
+            start, end, first, stop = passages[number]
             base = self.sentence_base[article]
             table.append((article, start, end, base + first, base + stop))
         return np.asarray(table, dtype=np.int64).reshape(-1, 5)
 
     def sentence_table(self, rows) -> np.ndarray:
         """Return int64 rows (ARTICLE, START, END) of the sentences `rows`."""
-        table = [
-            (article, *self.detail(int(article))[2][number])
-            for article, number in zip(*self._locate(rows, self.sentence_base))
-        ]
+        articles, numbers = self._locate(rows, self.sentence_base)
+        table = [(a, *detail[2][n]) for a, n, detail in zip(articles, numbers, self.detail(articles))]
         return np.asarray(table, dtype=np.int64).reshape(-1, 3)
 
     def _row_keys(self, rows, base: np.ndarray) -> list[str]:
@@ -583,7 +599,7 @@ class MilvusWriter:
 
     def read(self, article_id: str) -> Article:
         """Return the live article with this id, with its text."""
-        return Article.from_json(read_record(self.milvus, self.live[article_id])["article"])
+        return Article.from_json(read_records(self.milvus, [self.live[article_id]])[article_id]["article"])
 
     def counts(self) -> dict[str, int]:
         """Return the live "articles", "passages" and "sentences" counts."""
