@@ -10,7 +10,7 @@ import numpy as np
 
 from assistant.decline import DeclineModel, evidence
 from assistant.retrieval import Filters, Hit, Retriever
-from embeddings.store import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Store
+from embeddings.backend import ARTICLE, END, FIRST_SENTENCE, SENTENCE_STOP, START, Reader
 from embeddings.terms import term_set, terms
 
 DECLINE = "The articles don't cover this."
@@ -65,7 +65,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     query: str = ""
     evidence: dict = field(default_factory=dict)
-    store: Store | None = field(default=None, compare=False, repr=False)
+    store: Reader | None = field(default=None, compare=False, repr=False)
     """The loaded index the answer was made from: its articles hold the texts the citations' offsets point into."""
 
     @property
@@ -128,7 +128,7 @@ def _inverse_frequency(frequency: int, total: int) -> float:
 
 def _term_weights(retriever: Retriever, query_terms: set[str]) -> dict[str, float]:
     """Return the inverse document frequency of each query term among the passages (unknown terms weigh most)."""
-    total = len(retriever.store.passages)
+    total = retriever.store.passage_count
     return {term: _inverse_frequency(retriever.passage_frequency(term), total) for term in query_terms}
 
 
@@ -172,7 +172,7 @@ def _candidates(
     """
     store = retriever.store
     rank_of: dict[int, int] = {}
-    spans = store.passages[[hit.row for hit in hits]][:, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()
+    spans = store.passage_table([hit.row for hit in hits])[:, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()
     for rank, (first, stop) in enumerate(spans):
         for row in range(first, stop):
             rank_of.setdefault(row, rank)
@@ -181,8 +181,8 @@ def _candidates(
     wanted = frozenset(weights)
     frequency = dict.fromkeys(weights, 0)
     candidates, matched = [], []
-    for row, (article_row, start, end), similarity in zip(rows, store.sentences[rows].tolist(), similarities):
-        text = store.articles[article_row].text[start:end]
+    for row, (article_row, start, end), similarity in zip(rows, store.sentence_table(rows).tolist(), similarities):
+        text = store.article(article_row).text[start:end]
         shaped = shape is not None and _has_shape(shape, text, query)
         candidates.append(
             Candidate(row, article_row, start, end, hits[rank_of[row]], similarity, term_set(text), shaped)
@@ -241,29 +241,31 @@ def _complete_quotes(retriever: Retriever, candidate: Candidate, *, reach: int =
     """Return the span of a sentence widened to whole sentences until a quotation it opens or closes is whole."""
     store = retriever.store
     first = last = candidate.row
-    text = store.articles[candidate.article_row].text
+    text = store.article(candidate.article_row).text
+    low, high = max(candidate.row - reach, 0), min(candidate.row + reach + 1, store.sentence_rows)
+    window = store.sentence_table(np.arange(low, high))  # the sentences within reach, read once
 
     def span_text(a: int, b: int) -> str:
-        return text[store.sentences[a, START] : store.sentences[b, END]]
+        return text[window[a - low, START] : window[b - low, END]]
 
     balance = _quote_marks(span_text(first, last))
-    while balance > 0 and last - candidate.row < reach and last + 1 < len(store.sentences):
-        if store.sentences[last + 1, ARTICLE] != candidate.article_row:
+    while balance > 0 and last - candidate.row < reach and last + 1 < high:
+        if window[last + 1 - low, ARTICLE] != candidate.article_row:
             break
         last += 1
         balance = _quote_marks(span_text(first, last))
-    while balance < 0 and candidate.row - first < reach and first > 0:
-        if store.sentences[first - 1, ARTICLE] != candidate.article_row:
+    while balance < 0 and candidate.row - first < reach and first > low:
+        if window[first - 1 - low, ARTICLE] != candidate.article_row:
             break
         first -= 1
         balance = _quote_marks(span_text(first, last))
     if balance != 0:
         return candidate.start, candidate.end
-    return int(store.sentences[first, START]), int(store.sentences[last, END])
+    return int(window[first - low, START]), int(window[last - low, END])
 
 
 def _citation(retriever: Retriever, candidate: Candidate, n: int) -> Citation:
-    article = retriever.store.articles[candidate.article_row]
+    article = retriever.store.article(candidate.article_row)
     start, end = _complete_quotes(retriever, candidate)
     return Citation(
         n=n,

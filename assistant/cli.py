@@ -161,10 +161,9 @@ def _chat(args) -> int:
     from assistant.service import Assistant
 
     assistant = Assistant(args.index_dir, model_path=args.model)
-    counts = assistant.store.manifest["counts"]
-    print(
-        f"{counts['articles']} articles, {counts['passages']} passages. Ask a question; /reset starts over, /quit ends."
-    )
+    store = assistant.store
+    print(f"{store.article_count} articles, {store.passage_count} passages.", end=" ")
+    print("Ask a question; /reset starts over, /quit ends.")
     conversation = Conversation()
     filters, settings_ = _filters(args), _settings(args)
     while True:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.retrieval import RRF_K, Hit, Retriever
-from embeddings.store import ARTICLE, END, START
+from embeddings.backend import ARTICLE, END, START
 from embeddings.terms import term_set, terms
 
 if TYPE_CHECKING:
@@ -53,14 +53,15 @@ def term_share(weights: dict[str, float], found: set[str], keys=None, *, empty: 
 
 def _window_terms(retriever: Retriever, candidate: Candidate) -> frozenset[str]:
     """Return the terms of a sentence with its neighbours in the same article (they often name what it refers to)."""
-    sentences = retriever.store.sentences
+    store = retriever.store
     first = last = candidate.row
-    if first > 0 and sentences[first - 1, ARTICLE] == candidate.article_row:
+    if first > 0 and store.sentence_table([first - 1])[0, ARTICLE] == candidate.article_row:
         first -= 1
-    if last + 1 < len(sentences) and sentences[last + 1, ARTICLE] == candidate.article_row:
+    if last + 1 < store.sentence_rows and store.sentence_table([last + 1])[0, ARTICLE] == candidate.article_row:
         last += 1
-    text = retriever.store.articles[candidate.article_row].text
-    return term_set(text[sentences[first, START] : sentences[last, END]])
+    text = store.article(candidate.article_row).text
+    (start, _, _), (_, _, end) = store.sentence_table([first, last])[:, [START, END, END]].tolist()
+    return term_set(text[start:end])
 
 
 def evidence(
@@ -84,7 +85,7 @@ def evidence(
     numbers = _NUMBER.findall(query)
     windows, names_found, numbers_found = [], [], []
     for candidate in top:
-        article = store.articles[candidate.article_row]
+        article = store.article(candidate.article_row)
         title = term_set(article.title or "")
         windows.append(term_share(weights, _window_terms(retriever, candidate) | title))
         # Only a question with names or numbers pays for reading the whole article.

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
-from embeddings.store import Store
+from embeddings.backend import Reader
 
 
 @dataclass(frozen=True)
@@ -31,14 +30,13 @@ class CorpusOverview:
         return self.summary() + " Try naming a person, place or event from them, or widen the filters."
 
 
-def corpus_overview(store: Store) -> CorpusOverview:
+def corpus_overview(store: Reader) -> CorpusOverview:
     """Return the overview of a loaded index."""
-    outlets = Counter(a.outlet for a in store.articles if a.outlet)
-    dates = sorted(a.date for a in store.articles if a.date)
+    coverage = store.coverage()
     return CorpusOverview(
-        articles=len(store.articles),
-        passages=len(store.passages),
-        outlets=dict(sorted(outlets.items(), key=lambda item: (-item[1], item[0]))),
-        first_date=dates[0] if dates else None,
-        last_date=dates[-1] if dates else None,
+        articles=coverage.articles,
+        passages=coverage.passages,
+        outlets=dict(sorted(coverage.outlets.items(), key=lambda item: (-item[1], item[0]))),
+        first_date=coverage.first_date,
+        last_date=coverage.last_date,
     )

@@ -9,7 +9,7 @@ from assistant.answer import Answer, AnswerSettings, answer_question
 from assistant.conversation import contextual_query
 from assistant.overview import CorpusOverview, corpus_overview
 from assistant.retrieval import Filters, Retriever
-from embeddings import store as index_store
+from embeddings import backend
 from embeddings.encoder import Encoder, encoder_for_index
 
 
@@ -17,21 +17,20 @@ class Assistant:
     """Answers questions over one index folder with one model, both loaded once."""
 
     def __init__(self, index_dir: Path, *, model_path: str | Path | None = None, encoder: Encoder | None = None):
-        signature = index_store.manifest_signature(Path(index_dir))
-        manifest = index_store.read_manifest(Path(index_dir))
-        if manifest is None:
-            raise index_store.StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
-        self.encoder = encoder or encoder_for_index(manifest, model_path)
+        model = backend.recorded_model(Path(index_dir))
+        if model is None:
+            raise backend.StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
+        self.encoder = encoder or encoder_for_index({"model": model}, model_path)
         self.index_dir = Path(index_dir)
-        self.retriever = Retriever(
-            index_store.load(self.index_dir, model_fingerprint=self.encoder.fingerprint), self.encoder
-        )
+        self.retriever = Retriever(self._open(), self.encoder)
         self._reloading = threading.Lock()
-        self._confirmed = signature  # the manifest version last seen to name the loaded generation
-        self._overview: tuple[index_store.Store, CorpusOverview] | None = None
+        self._overview: tuple[backend.Reader, CorpusOverview] | None = None
+
+    def _open(self) -> backend.Reader:
+        return backend.open_reader(self.index_dir, model_fingerprint=self.encoder.fingerprint)
 
     @property
-    def store(self) -> index_store.Store:
+    def store(self) -> backend.Reader:
         """Return the loaded index."""
         return self.retriever.store
 
@@ -43,32 +42,17 @@ class Assistant:
         return self._overview[1]
 
     def reload_if_changed(self) -> bool:
-        """Load the index again if another run wrote a newer generation; return True if it did.
+        """Load the index again if another run wrote a newer version; return True if it did.
 
-        Threads sharing this assistant load a new generation once: the others wait for it, then use it.
+        Threads sharing this assistant load a new version once: the others wait for it, then use it.
         """
-        if not self._changed():
+        if self.store.is_current():
             return False
         with self._reloading:
-            if not self._changed():  # another thread loaded it while this one waited
+            if self.store.is_current():  # another thread loaded it while this one waited
                 return False
-            fresh = index_store.load(self.index_dir, model_fingerprint=self.encoder.fingerprint)
-            self.retriever = Retriever(fresh, self.encoder)
+            self.retriever = Retriever(self._open(), self.encoder)
             return True
-
-    def _changed(self) -> bool:
-        """Return True if the index folder's manifest names another generation than the one loaded.
-
-        The manifest is parsed only when its file is not the version last seen to name the loaded generation.
-        """
-        signature = index_store.manifest_signature(self.index_dir)
-        if signature == self._confirmed:
-            return False
-        manifest = index_store.read_manifest(self.index_dir)
-        if manifest is None or manifest["generation"] == self.store.generation:
-            self._confirmed = signature
-            return False
-        return True
 
     def ask(
         self,
@@ -82,6 +66,9 @@ class Assistant:
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
+        damage = self.store.damage()
+        if damage:
+            raise backend.StoreError(damage)
         query = contextual_query(question, list(history))
         return answer_question(
             question, retriever=self.retriever, query=query, filters=filters, settings=settings or AnswerSettings()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from embeddings.settings import MAX_FILE_BYTES
 
@@ -283,11 +286,11 @@ def _from_record(record: object, path: str) -> Article:
 
 
 def check_file(path: Path, size: int) -> None:
-    """Raise LoadError if a file's type is not supported or it is too large to read."""
+    """Raise LoadError if a file's type is not supported or it is too large to read (JSONL: the limit is per line)."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(f"unsupported file type {suffix or '(none)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
-    if size > MAX_FILE_BYTES:
+    if size > MAX_FILE_BYTES and suffix not in JSONL_SUFFIXES:
         raise LoadError(f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
 
 
@@ -299,23 +302,73 @@ def read_articles(path: Path, data: bytes, *, display_path: str) -> tuple[list[A
     """
     check_file(path, len(data))
     suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        items = list(stream_jsonl(io.BytesIO(data), display_path))
+        return [i for i in items if isinstance(i, Article)], [i for i in items if isinstance(i, Skipped)]
     text = _decode(data)
     if suffix in TEXT_SUFFIXES:
         return [_from_plain(path.stem, text, display_path, markdown=suffix != ".txt")], []
-    if suffix in HTML_SUFFIXES:
-        return [_from_html(path.stem, text, display_path)], []
-    articles, skipped = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    return [_from_html(path.stem, text, display_path)], []
+
+
+def _binary_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """Yield (number, line) for each line of a binary file; a line over the size limit comes as None, unread."""
+    number = 0
+    while True:
+        line = handle.readline(MAX_FILE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_FILE_BYTES and not line.endswith(b"\n"):
+            while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass  # the rest of an oversized line is read in bounded pieces and dropped
+            yield number, None
+        else:
+            yield number, line
+
+
+def stream_jsonl(handle: BinaryIO, display_path: str) -> Iterator[Article | Skipped]:
+    """Yield the articles of a JSONL file read line by line, and a Skipped for each line that is not one.
+
+    Memory is bounded by one line (at most the per-article size limit), not by the file.
+
+    Raises:
+        LoadError: the file as a whole cannot be read: empty, binary, or without one valid article line.
+    """
+    first = handle.peek(8192)[:8192] if hasattr(handle, "peek") else handle.getvalue()[:8192]
+    if b"\x00" in first:
+        raise LoadError("binary file, not text")
+    found, problems, blank = False, [], True
+    for number, line in _binary_lines(handle):
+        where = f"{display_path}:{number}"
+        if line is None:
+            problems.append(Skipped(where, f"line is over {MAX_FILE_BYTES / 1e6:.0f} MB, the limit for one article"))
+        elif not line.strip():
             continue
-        try:
-            articles.append(_from_record(json.loads(line), display_path))
-        except json.JSONDecodeError as error:
-            skipped.append(Skipped(f"{display_path}:{number}", f"invalid JSON: {error.msg} (column {error.colno})"))
-        except RecursionError:
-            skipped.append(Skipped(f"{display_path}:{number}", "invalid JSON: nested too deeply"))
-        except LoadError as error:
-            skipped.append(Skipped(f"{display_path}:{number}", str(error)))
-    if not articles:
-        raise LoadError("no valid article lines" + (f"; first problem: {skipped[0].reason}" if skipped else ""))
-    return articles, skipped
+        else:
+            blank = False
+            item = _jsonl_line(line, where, display_path)
+            if isinstance(item, Article):
+                found = True
+                yield item
+                continue
+            problems.append(item)
+        yield problems[-1]
+    if blank and not problems:
+        raise LoadError("empty file")
+    if not found:
+        raise LoadError("no valid article lines" + (f"; first problem: {problems[0].reason}" if problems else ""))
+
+
+def _jsonl_line(line: bytes, where: str, display_path: str) -> Article | Skipped:
+    """Return the article on one JSONL line, or a Skipped saying why there is none."""
+    try:
+        return _from_record(json.loads(line.decode("utf-8")), display_path)
+    except UnicodeDecodeError as error:
+        return Skipped(where, f"not valid UTF-8 (byte {error.start})")
+    except json.JSONDecodeError as error:
+        return Skipped(where, f"invalid JSON: {error.msg} (column {error.colno})")
+    except RecursionError:
+        return Skipped(where, "invalid JSON: nested too deeply")
+    except LoadError as error:
+        return Skipped(where, str(error))

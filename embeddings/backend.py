@@ -79,6 +79,9 @@ class Reader(Protocol):
     article_count: int
     passage_count: int
     sentence_count: int
+    """Live articles, passages and sentences (deleted ones are not counted)."""
+    sentence_rows: int
+    """One more than the largest sentence row: rows run from 0 to sentence_rows - 1 (some may be deleted)."""
 
     def article(self, row: int) -> Article:
         """Return the article at `row`, with its full text."""
@@ -132,6 +135,9 @@ class Reader(Protocol):
     def verify(self) -> None:
         """Finish the checks deferred at load (checksums of large files); raise StoreError if the index is damaged."""
 
+    def damage(self) -> str | None:
+        """Return the StoreError message for what the deferred checks found wrong so far, None if nothing (yet)."""
+
     def is_current(self) -> bool:
         """Return True if no newer version was written since this one was loaded (cheap: called on every rerun)."""
 
@@ -162,11 +168,12 @@ def text_key(article: Article) -> str:
 
 @dataclass(frozen=True)
 class Indexed:
-    """What a writer knows of a live article without reading its text: id, content hash, source file."""
+    """What a writer knows of a live article without reading its text: id, content hash, source file, text key."""
 
     id: str
     hash: str
     source: str
+    text_key: str
 
 
 @dataclass
@@ -224,6 +231,12 @@ class Writer(Protocol):
 
     def sources(self) -> dict[str, Source]:
         """Return the source files recorded by the index."""
+
+    def read(self, article_id: str) -> Article:
+        """Return the live article with this id, with its text (to embed it again)."""
+
+    def counts(self) -> dict[str, int]:
+        """Return the live "articles", "passages" and "sentences" counts."""
 
     def commit(self, change: Change, *, model: dict, chunking: dict) -> None:
         """Apply `change` atomically: a reader sees all of it or none, also after a crash at any point."""

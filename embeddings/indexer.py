@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import bm25s
-import numpy as np
 from tqdm import tqdm
 
-from embeddings import store as index_store
-from embeddings.articles import Article, LoadError, Skipped, check_file, read_articles
+from embeddings import backend
+from embeddings.articles import JSONL_SUFFIXES, Article, LoadError, Skipped, check_file, read_articles, stream_jsonl
+from embeddings.backend import Change, Embedded, Source, StoreError, Writer, text_key
 from embeddings.encoder import Encoder, encoder_for_index, same_model_folder
 from embeddings.passages import chunk_article, passage_document
 from embeddings.terms import terms
 
 CHUNKING = {"passage_words": 150, "max_sentences": 10, "overlap_sentences": 1}
+BATCH_TEXTS = 2000
+"""Texts (passages and sentences) embedded before a batch of articles is committed: a rerun resumes from there."""
 
 
 @dataclass
@@ -37,7 +37,7 @@ class IndexReport:
 
     @property
     def changed(self) -> bool:
-        """Return True if the run wrote a new index generation."""
+        """Return True if the run added, updated or removed articles."""
         return bool(self.added or self.updated or self.removed)
 
     def summary(self) -> str:
@@ -84,61 +84,210 @@ def _under(source: str, roots: list[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
-def _read_sources(
-    files: list[Path], old_sources: dict, old_articles: dict[str, Article] | None
-) -> tuple[dict, list[Article], list[Skipped]]:
-    """Return the source records, articles and skips of `files`; unchanged files are not parsed again.
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
-    A file indexed earlier that cannot be read now keeps its earlier articles (and says so).
-    """
-    sources, articles, skipped = {}, [], []
-    for file in files:
+
+def embedding_texts(article: Article, sentences: list, passages: list) -> list[str]:
+    """Return the texts embedded for one chunked article: each passage's document, then each sentence."""
+    documents = [passage_document(article, sentences[p.first_sentence : p.sentence_stop]) for p in passages]
+    return documents + [article.text[a:b] for a, b in sentences]
+
+
+def embed(articles: list[Article], chunks: list[tuple], encoder: Encoder, *, progress=None) -> list[Embedded]:
+    """Return chunked articles (chunk_article's sentences and passages) embedded and split into BM25 terms."""
+    texts = [text for article, chunk in zip(articles, chunks) for text in embedding_texts(article, *chunk)]
+    vectors = encoder.encode(texts, progress=progress)
+    embedded, cursor = [], 0
+    for article, (sentences, passages) in zip(articles, chunks):
+        passage_vectors = vectors[cursor : cursor + len(passages)]
+        sentence_vectors = vectors[cursor + len(passages) : cursor + len(passages) + len(sentences)]
+        cursor += len(passages) + len(sentences)
+        documents = [passage_document(article, sentences[p.first_sentence : p.sentence_stop]) for p in passages]
+        terms_of = [terms(document) for document in documents]
+        embedded.append(Embedded(article, sentences, passages, passage_vectors, sentence_vectors, terms_of))
+    return embedded
+
+
+class Run:
+    """One indexing run: articles offered in scan order (the first of a duplicate wins), committed in batches."""
+
+    def __init__(self, writer: Writer, encoder: Encoder, roots: list[Path], report: IndexReport, rechunk: bool):
+        self.writer, self.encoder, self.roots, self.report, self.rechunk = writer, encoder, roots, report, rechunk
+        self.recorded = writer.sources()
+        self.model = writer.model if writer.model and not rechunk else encoder.describe()
+        self.seen_ids: dict[str, str] = {}  # id -> source, for the articles this run keeps
+        self.seen_texts: dict[str, tuple[str, str]] = {}  # text key -> (id, source)
+        self.pending: list[Article] = []
+        self.chunks: list[tuple] = []  # chunk_article's (sentences, passages) of each pending article
+        self.pending_texts = 0
+        self.file_bytes = 0  # bytes of the current file shown on the progress bar
+        self.change = Change()
+        self.embedded_texts = 0
+        self.bar = None
+        self.on_progress = None
+
+    def rereading(self, source: str) -> bool:
+        """Return True if `source` lies under the paths of this run (read again now, or removed as gone)."""
+        return _under(source, self.roots)
+
+    def read_file(self, file: Path) -> None:
+        """Read one file: unchanged ones keep their articles, others are parsed; a file that fails is reported."""
         name = display_path(file)
-        old = old_sources.get(name) if old_articles is not None else None
+        old = self.recorded.get(name)
         try:
             check_file(file, file.stat().st_size)
-            data = file.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            if old and old["sha256"] == digest:
-                found = [old_articles[i] for i in old["articles"]]
-                line_skips = [Skipped(path, reason) for path, reason in old["skipped"]]
-            else:
-                found, line_skips = read_articles(file, data, display_path=name)
-        except (OSError, LoadError) as error:
-            reason = f"cannot read: {error.strerror or error}" if isinstance(error, OSError) else str(error)
-            if old:
-                sources[name] = copy.deepcopy(old)
-                articles += [old_articles[i] for i in old["articles"]]
-                reason += "; the version indexed earlier is kept"
-            skipped.append(Skipped(name, reason))
-            continue
-        sources[name] = {"sha256": digest, "articles": [a.id for a in found], "skipped": []}
-        sources[name]["skipped"] = [[s.path, s.reason] for s in line_skips]
-        skipped += line_skips
-        articles += found
-    return sources, articles, skipped
+            digest = _file_sha256(file)
+            if old and old.sha256 == digest and not self.rechunk:
+                self.keep_source(name, old)
+                return
+            seen, line_skips = self.read_source(file, name)
+        except Exception as error:  # also a broken optional dependency or a parser bug: this file only
+            kept = "; the version indexed earlier is kept" if old else ""
+            self.report.skipped.append(Skipped(name, _reason(error) + kept))
+            return
+        self.change.sources[name] = Source(digest, [[s.path, s.reason] for s in line_skips])
+        self.report.skipped += line_skips
+        self.delete([i.id for i in self.writer.from_source(name) if i.id not in seen])
 
-
-def _drop_duplicates(articles: list[Article], sources: dict) -> tuple[list[Article], list[Skipped]]:
-    """Return the articles without repeated ids or repeated texts (the first one wins), and the skips."""
-    by_id: dict[str, Article] = {}
-    by_text: dict[str, Article] = {}
-    kept, skipped = [], []
-    for article in articles:
-        text_key = hashlib.sha256(article.text.strip().encode()).hexdigest()
-        if article.id in by_id:
-            reason = f"duplicate article id {article.id!r} (already indexed from {by_id[article.id].path})"
-        elif text_key in by_text:
-            reason = f"same text as article {by_text[text_key].id!r} ({by_text[text_key].path})"
+    def read_source(self, file: Path, name: str) -> tuple[set[str], list[Skipped]]:
+        """Offer the articles of a new or changed file; return the ids kept from it and its skipped lines."""
+        seen, skips = set(), []
+        if file.suffix.lower() in JSONL_SUFFIXES:
+            with file.open("rb") as handle:
+                for item in stream_jsonl(handle, name):
+                    self.take(item, name, seen, skips)
+                    self.show_bytes(handle.tell())
         else:
-            by_id[article.id] = by_text[text_key] = article
-            kept.append(article)
-            continue
-        skipped.append(Skipped(f"{article.path} [{article.id}]", reason))
-        if article.path in sources:
-            sources[article.path]["articles"].remove(article.id)
-            sources[article.path]["skipped"].append([skipped[-1].path, reason])
-    return kept, skipped
+            for item in read_articles(file, file.read_bytes(), display_path=name)[0]:
+                self.take(item, name, seen, skips)
+        return seen, skips
+
+    def take(self, item: Article | Skipped, name: str, seen: set[str], skips: list[Skipped]) -> None:
+        """Offer an article read from `name` (or note a skipped line), committing a batch when one is full."""
+        if isinstance(item, Skipped):
+            skips.append(item)
+            return
+        duplicate = self.duplicate(item, name)
+        if duplicate:
+            skips.append(Skipped(f"{item.path} [{item.id}]", duplicate))
+            return
+        seen.add(item.id)
+        self.register(item.id, text_key(item), name)
+        live = self.writer.indexed(item.id)
+        if live and live.hash == item.hash and not self.rechunk:
+            return
+        (self.report.updated if live else self.report.added).append(item.id)
+        self.pending.append(item)
+        self.chunks.append(chunk_article(item, **CHUNKING))
+        self.pending_texts += sum(map(len, self.chunks[-1]))
+        if self.pending_texts >= BATCH_TEXTS and not self.rechunk:
+            self.commit()
+
+    def duplicate(self, article: Article, name: str) -> str | None:
+        """Return why `article` from `name` repeats one kept already (same id or same text), None if it does not."""
+        key = text_key(article)
+        if article.id in self.seen_ids:
+            return f"duplicate article id {article.id!r} (already indexed from {self.seen_ids[article.id]})"
+        if key in self.seen_texts:
+            return "same text as article {!r} ({})".format(*self.seen_texts[key])
+        live = self.writer.indexed(article.id)
+        if live and live.source != name and not self.rereading(live.source):
+            return f"duplicate article id {article.id!r} (already indexed from {live.source})"
+        owner = self.writer.with_text(key)
+        if owner and owner.id != article.id and owner.source != name and not self.rereading(owner.source):
+            return f"same text as article {owner.id!r} ({owner.source})"
+        return None
+
+    def register(self, article_id: str, key: str, name: str) -> None:
+        self.seen_ids[article_id] = name
+        self.seen_texts[key] = (article_id, name)
+
+    def keep_source(self, name: str, old: Source) -> None:
+        """Keep an unchanged file's articles, unless one repeats an article kept earlier in this run."""
+        skips = [Skipped(path, reason) for path, reason in old.skipped]
+        for indexed in self.writer.from_source(name):
+            if indexed.id in self.seen_ids or indexed.text_key in self.seen_texts:
+                first = self.seen_ids.get(indexed.id) or self.seen_texts[indexed.text_key][1]
+                skips.append(Skipped(f"{name} [{indexed.id}]", f"repeats an article already indexed from {first}"))
+                self.delete([indexed.id])
+            else:
+                self.register(indexed.id, indexed.text_key, name)
+        if len(skips) > len(old.skipped):
+            self.change.sources[name] = Source(old.sha256, [[s.path, s.reason] for s in skips])
+        self.report.skipped += skips
+
+    def drop_gone(self, names: set[str]) -> None:
+        """Remove the articles of files under this run's paths that are gone, and their records."""
+        for name in self.recorded:
+            if name not in names and self.rereading(name):
+                self.change.dropped_sources.append(name)
+                self.delete([i.id for i in self.writer.from_source(name)])
+
+    def reembed_kept(self, names: set[str]) -> None:
+        """Embed again the articles of files outside this run's paths (the model or chunking changed)."""
+        for name in self.recorded:
+            if name not in names and not self.rereading(name):
+                for indexed in self.writer.from_source(name):
+                    self.take(self.writer.read(indexed.id), name, set(), [])
+
+    def delete(self, ids: list[str]) -> None:
+        """Delete articles at the next commit; those not kept from another file count as removed."""
+        self.change.deletes += ids
+        self.report.removed += [i for i in ids if i not in self.seen_ids]
+
+    def show_bytes(self, position: int) -> None:
+        """Move the progress bar to `position` bytes into the current file."""
+        if self.bar is not None and position > self.file_bytes:
+            self.bar.update(position - self.file_bytes)
+            self.file_bytes = position
+
+    def commit(self) -> None:
+        """Embed the pending articles and write them with the changes gathered so far."""
+        if self.pending:
+            done = self.embedded_texts
+            total = done + self.pending_texts
+
+            def advance(count: int) -> None:
+                self.embedded_texts += count
+                if self.bar is not None:
+                    self.bar.set_postfix_str(
+                        f"{len(self.seen_ids):,} articles, {self.embedded_texts:,} texts", refresh=False
+                    )
+                if self.on_progress:
+                    self.on_progress(self.embedded_texts, total)
+
+            self.change.upserts = embed(self.pending, self.chunks, self.encoder, progress=advance)
+            self.report.embedded_passages += sum(len(e.passages) for e in self.change.upserts)
+        if not self.change.empty:
+            self.writer.commit(self.change, model=self.model, chunking=CHUNKING)
+        self.pending, self.chunks, self.pending_texts, self.change = [], [], 0, Change()
+
+
+def _reason(error: Exception) -> str:
+    """Return one line saying why a file could not be read."""
+    if isinstance(error, LoadError):
+        return str(error)
+    if isinstance(error, OSError):
+        return f"cannot read: {error.strerror or error}"
+    return f"could not be read ({type(error).__name__}: {error})"
+
+
+def _check_model(writer: Writer, encoder: Encoder, index_dir: Path) -> bool:
+    """Raise StoreError if the index was built with another model; return True if everything must be re-embedded."""
+    if writer.model is None:
+        return False
+    if not same_model_folder(writer.model["fingerprint"], encoder.fingerprint):
+        raise StoreError(
+            f"The index in {index_dir} was built with the model {writer.model['name']!r}, not "
+            f"{encoder.name!r}. Re-embed everything with: assistant index --rebuild PATH ..."
+        )
+    # Other chunking settings, or the same model run by a newer encoder recipe: split and embed all again.
+    return writer.chunking != CHUNKING or writer.model["fingerprint"] != encoder.fingerprint
 
 
 def update_index(
@@ -157,154 +306,44 @@ def update_index(
     Files indexed earlier from under `paths` that are gone now are removed; everything indexed from
     elsewhere is kept. With `rebuild`, the old index is ignored and everything is embedded again.
     The model is `encoder` if given, else the one in `model_path`, else the index's own, else the default.
-    `on_progress(done, total)` is called as texts are embedded (for a progress bar in a page).
+    Files are read as streams and articles committed in batches: an interrupted run, run again, embeds only
+    what the first did not commit. `on_progress(done, total)` is called as texts are embedded (a page's bar).
 
     Raises:
         StoreError: the existing index is damaged or was built with another model (use `rebuild`).
         ModelError: the model folder cannot be used.
     """
     started = time.perf_counter()
-    index_dir = Path(index_dir)
-    with index_store.write_lock(index_dir, wait_message=on_wait):
-        manifest = None if rebuild else index_store.read_manifest(index_dir)
-        encoder = encoder or encoder_for_index(manifest, model_path)
-        old, rechunk = None, False
-        if manifest:
-            recorded = manifest["model"]["fingerprint"]
-            if not same_model_folder(recorded, encoder.fingerprint):
-                raise index_store.StoreError(
-                    f"The index in {index_dir} was built with the model {manifest['model']['name']!r}, not "
-                    f"{encoder.name!r}. Re-embed everything with: assistant index --rebuild PATH ..."
-                )
-            old = index_store.load(index_dir)
-            # Other chunking settings, or the same model run by a newer encoder recipe: split and embed all again.
-            rechunk = manifest.get("chunking") != CHUNKING or recorded != encoder.fingerprint
-        old_articles = old.article_by_id if old else {}
-        old_sources = manifest["sources"] if manifest else {}
-
-        roots = [Path(p).resolve() for p in paths]
+    with backend.open_writer(Path(index_dir), rebuild=rebuild, on_wait=on_wait) as writer:
+        encoder = encoder or encoder_for_index({"model": writer.model} if writer.model else None, model_path)
+        rechunk = _check_model(writer, encoder, Path(index_dir))
         files, skipped = scan([Path(p) for p in paths])
-        sources, found, read_skips = _read_sources(files, old_sources, old_articles if old else None)
-        kept_sources = {k: v for k, v in old_sources.items() if k not in sources and not _under(k, roots)}
-        kept = [old_articles[i] for source in kept_sources.values() for i in source["articles"]]
-        articles, duplicate_skips = _drop_duplicates(kept + found, sources)
-        sources.update(kept_sources)
-
-        report = IndexReport(skipped=skipped + read_skips + duplicate_skips)
-        new_ids = {a.id for a in articles}
-        report.added = [a.id for a in articles if a.id not in old_articles]
-        report.updated = [
-            a.id for a in articles if a.id in old_articles and (rechunk or old_articles[a.id].hash != a.hash)
-        ]
-        report.removed = [i for i in old_articles if i not in new_ids]
-        if report.changed or sources != old_sources:
-            _write(index_dir, encoder, old if not rechunk else None, articles, sources, report, progress, on_progress)
-        report.articles = len(articles)
-        report.passages = old.manifest["counts"]["passages"] if old and not report.changed else report.passages
-        report.seconds = time.perf_counter() - started
-        return report
+        report = IndexReport(skipped=skipped)
+        run = Run(writer, encoder, [Path(p).resolve() for p in paths], report, rechunk)
+        run.on_progress = on_progress
+        _read_all(run, files, progress)
+        report.articles, report.passages = writer.counts()["articles"], writer.counts()["passages"]
+    report.seconds = time.perf_counter() - started
+    return report
 
 
-def embedding_texts(article: Article, sentences: list, passages: list) -> list[str]:
-    """Return the texts embedded for one chunked article: each passage's document, then each sentence."""
-    documents = [passage_document(article, sentences[p.first_sentence : p.sentence_stop]) for p in passages]
-    return documents + [article.text[a:b] for a, b in sentences]
+def _read_all(run: Run, files: list[Path], progress: bool) -> None:
+    """Read every file into the run, drop gone files, and commit what is left, behind a progress bar."""
+    sizes = [file.stat().st_size if file.is_file() else 0 for file in files]
+    with tqdm(total=sum(sizes), desc="Indexing", unit="B", unit_scale=True, disable=not progress) as bar:
+        run.bar = bar
+        for file, size in zip(files, sizes):
+            run.file_bytes = 0
+            run.read_file(file)
+            run.show_bytes(size)
+        names = {display_path(file) for file in files}
+        run.drop_gone(names)
+        if run.rechunk:
+            run.reembed_kept(names)
+        run.commit()
 
 
-def _write(index_dir, encoder, old, articles, sources, report, progress, on_progress) -> None:
-    """Assemble the tables and vectors of `articles`, reusing the old rows of unchanged ones, and write them."""
-    old_rows = {a.id: row for row, a in enumerate(old.articles)} if old else {}
-    reuse = {a.id for a in articles if a.id in old_rows and old.articles[old_rows[a.id]].hash == a.hash}
-    new_passages, to_embed = [], []
-    for row, article in enumerate(articles):
-        if article.id in reuse:
-            continue
-        sentences, passages = chunk_article(article, **CHUNKING)
-        new_passages.append((row, sentences, passages))
-        to_embed += embedding_texts(article, sentences, passages)
-
-    vectors = np.zeros((0, 0), dtype=np.float32)
-    if to_embed:
-        done = 0
-        with tqdm(total=len(to_embed), desc="Embedding", unit="text", disable=not progress) as bar:
-
-            def advance(count: int) -> None:
-                nonlocal done
-                done += count
-                bar.update(count)
-                if on_progress:
-                    on_progress(done, len(to_embed))
-
-            vectors = encoder.encode(to_embed, progress=advance)
-    recorded_model = old.manifest["model"] if old and not to_embed else encoder.describe()
-    dimension = vectors.shape[1] if to_embed else recorded_model["dimension"]
-
-    passage_rows, sentence_rows, passage_vectors, sentence_vectors = [], [], [], []
-    old_passage_vectors = old.passage_index.reconstruct_n(0, old.passage_index.ntotal) if old and reuse else None
-    fresh = iter(new_passages)
-    cursor = 0
-    for row, article in enumerate(articles):
-        base = sum(len(rows) for rows in sentence_rows)
-        if article.id in reuse:
-            old_row = old_rows[article.id]
-            p_mask = old.passages[:, index_store.ARTICLE] == old_row
-            s_idx = np.flatnonzero(old.sentences[:, index_store.ARTICLE] == old_row)
-            table = old.passages[p_mask].copy()
-            table[:, index_store.ARTICLE] = row
-            table[:, index_store.FIRST_SENTENCE :] += base - (s_idx[0] if len(s_idx) else 0)
-            sentences = old.sentences[s_idx].copy()
-            sentences[:, index_store.ARTICLE] = row
-            passage_rows.append(table)
-            sentence_rows.append(sentences)
-            passage_vectors.append(old_passage_vectors[p_mask])
-            sentence_vectors.append(np.asarray(old.sentence_vectors[s_idx], dtype=np.float32))
-            continue
-        _, sentences, passages = next(fresh)
-        passage_rows.append(
-            np.array(
-                [[row, p.start, p.end, base + p.first_sentence, base + p.sentence_stop] for p in passages]
-            ).reshape(-1, 5)
-        )
-        sentence_rows.append(np.array([[row, a, b] for a, b in sentences]).reshape(-1, 3))
-        passage_vectors.append(vectors[cursor : cursor + len(passages)])
-        cursor += len(passages)
-        sentence_vectors.append(vectors[cursor : cursor + len(sentences)])
-        cursor += len(sentences)
-        report.embedded_passages += len(passages)
-
-    def stack(parts, width, dtype):
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, width), dtype=dtype)
-
-    passages_table = stack(passage_rows, 5, np.int64)
-    sentences_table = stack(sentence_rows, 3, np.int64)
-    bm25 = None
-    if len(passages_table):
-        bm25 = bm25s.BM25()
-        bm25.index([_passage_terms(articles, sentences_table, p) for p in passages_table], show_progress=False)
-    manifest = {
-        "model": dict(recorded_model, dimension=dimension),
-        "normalized": True,
-        "metric": "inner_product",
-        "chunking": CHUNKING,
-        "counts": {"articles": len(articles), "passages": len(passages_table), "sentences": len(sentences_table)},
-        "articles": {a.id: a.hash for a in articles},
-        "sources": sources,
-    }
-    index_store.write(
-        index_dir,
-        manifest=manifest,
-        articles=articles,
-        passages=passages_table,
-        sentences=sentences_table,
-        passage_vectors=stack(passage_vectors, dimension, np.float32),
-        sentence_vectors=stack(sentence_vectors, dimension, np.float32),
-        bm25=bm25,
-    )
-    report.passages = len(passages_table)
-
-
-def _passage_terms(articles: list[Article], sentences: np.ndarray, passage: np.ndarray) -> list[str]:
-    """Return the BM25 terms of one passage row: its article's title and its sentences."""
-    article = articles[passage[index_store.ARTICLE]]
-    rows = sentences[passage[index_store.FIRST_SENTENCE] : passage[index_store.SENTENCE_STOP]]
-    return terms(passage_document(article, [(a, b) for _, a, b in rows])) or [""]
+def compact_index(index_dir: Path, *, on_wait=None) -> None:
+    """Merge the index's segments into one, dropping deleted articles (after checking every file's checksum)."""
+    with backend.open_writer(Path(index_dir), on_wait=on_wait) as writer:
+        writer.compact()

@@ -1,15 +1,21 @@
-"""Store: the index folder. A manifest names one generation folder of plain files; writes are atomic.
+"""Local files behind the storage seam: immutable segments named by one manifest; every change is atomic.
 
 Layout of an index folder:
 
-    manifest.json          model, dimension, counts, chunking, a hash per article and source file
-    g000007/
-        articles.jsonl     one article per line, with its full text
-        passages.npy       int64 rows: article row, start, end, first sentence, sentence stop
-        sentences.npy      int64 rows: article row, start, end
-        passages.faiss     FAISS inner-product index, exact or IVF-fp16 by size (vector_index); row i is passage i
-        sentences.f16.npy  float16 unit vectors; row i is sentence i
-        bm25/              bm25s index over the passages' terms
+    manifest.json            model, chunking, live counts, the segments in order (files, sizes, checksums, deleted
+                             article rows, BM25 length total, outlets and dates), the source files indexed
+    s000007/                 one segment: the articles one write added, never modified afterwards
+        catalog.sqlite       articles (row, id, hashes, source, outlet, date, full record) and the BM25 vocabulary
+        articles.npy         int64 rows: text length, first passage, first sentence
+        passages.npy         int64 rows: article row, start, end, first sentence, sentence stop (segment rows)
+        sentences.npy        int64 rows: article row, start, end
+        passages.faiss       FAISS inner-product index, exact or IVF-fp16 by size (vector_index); row i is passage i
+        sentences.f16.npy    float16 unit vectors; row i is sentence i
+        bm25.indptr.npy, bm25.rows.npy, bm25.tf.npy, bm25.lengths.npy   term -> passages and counts; terms per passage
+
+A write adds a segment and marks replaced or removed articles deleted in the manifest; the manifest is replaced
+last, so a crash leaves the old index or the new one. Small trailing segments are merged as they come; `compact`
+merges everything. BM25 is scored at question time from the live passages' counts, so it equals a fresh build.
 """
 
 from __future__ import annotations
@@ -18,83 +24,82 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
+import sqlite3
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import quote
 
-import bm25s
 import faiss
 import numpy as np
 
 from embeddings import vector_index
 from embeddings.articles import Article
+from embeddings.backend import (
+    ARTICLE,
+    END,
+    FIRST_SENTENCE,
+    SENTENCE_STOP,
+    START,
+    ArticlesById,
+    Change,
+    Coverage,
+    Embedded,
+    Filters,
+    Indexed,
+    Source,
+    StoreError,
+    text_key,
+)
 from embeddings.encoder import same_model_folder
 
-FORMAT = 1
+__all__ = ["ARTICLE", "END", "FIRST_SENTENCE", "SENTENCE_STOP", "START", "Store", "StoreError"]
+
+FORMAT = 2
 MANIFEST = "manifest.json"
 LOCK = ".lock"
-FILES = ("articles.jsonl", "passages.npy", "sentences.npy", "passages.faiss", "sentences.f16.npy")
+CATALOG = "catalog.sqlite"
+FILES = (
+    CATALOG,
+    "articles.npy",
+    "passages.npy",
+    "sentences.npy",
+    "passages.faiss",
+    "sentences.f16.npy",
+    "bm25.indptr.npy",
+    "bm25.rows.npy",
+    "bm25.tf.npy",
+    "bm25.lengths.npy",
+)
+BM25_K1, BM25_B = 1.5, 0.75
+"""BM25 parameters (bm25s's defaults, Lucene's idf)."""
+EXHAUSTIVE_SENTENCES = 200_000
+"""Most sentences searched exhaustively (about 300 MB of float32 vectors); beyond, only candidates' sentences."""
+MERGE_RATIO = 2
+"""A segment is merged into the one before it once it holds at least 1/MERGE_RATIO of that one's passages."""
 
 _GENERATION = re.compile(r"g\d{6}")
-# Manifest fields every reader relies on, and their types.
-_FIELDS = {
-    "generation": str,
-    "files": dict,
-    "sha256": dict,
-    "model": dict,
-    "counts": dict,
-    "articles": dict,
-    "sources": dict,
-    "chunking": dict,
-}
-
-# Columns of the passages and sentences tables.
-ARTICLE, START, END, FIRST_SENTENCE, SENTENCE_STOP = range(5)
+_SEGMENT = re.compile(r"s\d{6}")
+_FIELDS = {"generation": str, "segments": list, "retired": list, "model": dict, "counts": dict, "sources": dict}
+_UNREADABLE = (OSError, ValueError, TypeError, KeyError, RuntimeError, sqlite3.Error)
 
 
-class StoreError(RuntimeError):
-    """An index folder that cannot be used as it is; the message says what is wrong and how to fix it."""
-
-
-@dataclass
-class Store:
-    """An index folder loaded into memory: articles, passage and sentence tables, vectors and BM25."""
-
-    path: Path
-    manifest: dict
-    articles: list[Article]
-    passages: np.ndarray
-    sentences: np.ndarray
-    passage_index: faiss.Index
-    sentence_vectors: np.ndarray
-    bm25: bm25s.BM25 | None
-
-    @property
-    def generation(self) -> str:
-        """Return the name of the generation folder this store was loaded from."""
-        return self.manifest["generation"]
-
-    @cached_property
-    def article_by_id(self) -> dict[str, Article]:
-        """Return the articles by id, built on first use."""
-        return {article.id: article for article in self.articles}
-
-    def passage_text(self, row: int) -> str:
-        """Return the article text spanned by passage `row`."""
-        article, start, end = self.passages[row, :3]
-        return self.articles[article].text[start:end]
+# --- manifest ---------------------------------------------------------------------------------------------------
 
 
 def manifest_signature(index_dir: Path) -> tuple | None:
     """Return what identifies the manifest file's current version (inode, size, times), None if there is none.
 
     Each write renames a new file over the manifest, so a new version comes with another inode number or other
-    times: a reader can tell that nothing changed without parsing it (it lists every article).
+    times: a reader can tell that nothing changed without parsing it.
     """
     try:
         status = (Path(index_dir) / MANIFEST).stat()
@@ -126,13 +131,11 @@ def _manifest_problem(manifest: dict) -> str | None:
         if not isinstance(manifest.get(name), kind):
             return f"lacks a valid {name!r} field"
     if not _GENERATION.fullmatch(manifest["generation"]):
-        return f"names an invalid generation folder {manifest['generation']!r}"
-    files, checksums = manifest["files"], manifest["sha256"]
-    if set(files) != set(checksums) or not set(FILES) <= set(files):
-        return "does not list every index file with its size and checksum"
-    for name, size in files.items():
-        if Path(name).is_absolute() or ".." in Path(name).parts or not isinstance(size, int):
-            return f"lists an invalid file entry {name!r}"
+        return f"names an invalid generation {manifest['generation']!r}"
+    for segment in manifest["segments"]:
+        problem = _segment_problem(segment)
+        if problem:
+            return problem
     model, counts = manifest["model"], manifest["counts"]
     if not all(isinstance(model.get(key), str) for key in ("name", "path", "fingerprint")):
         return "does not record the model's name, path and fingerprint"
@@ -145,12 +148,25 @@ def _manifest_problem(manifest: dict) -> str | None:
     return None
 
 
+def _segment_problem(segment: object) -> str | None:
+    """Return what is wrong with a manifest's segment entry, None if nothing is."""
+    if not isinstance(segment, dict) or not _SEGMENT.fullmatch(str(segment.get("name"))):
+        return "names an invalid segment folder"
+    files, checksums = segment.get("files"), segment.get("sha256")
+    if not isinstance(files, dict) or not isinstance(checksums, dict) or set(files) != set(checksums):
+        return f"does not list every file of {segment['name']} with its size and checksum"
+    if set(files) != set(FILES) or not all(isinstance(size, int) for size in files.values()):
+        return f"lists invalid files for {segment['name']}"
+    counts = segment.get("counts")
+    if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) for k in ("articles", "passages")):
+        return f"does not record the counts of {segment['name']}"
+    if not isinstance(segment.get("deleted"), list) or not isinstance(segment.get("terms"), int):
+        return f"does not record the deleted articles and term total of {segment['name']}"
+    return None
+
+
 def _broken(index_dir: Path, what: str) -> str:
     return f"The index in {index_dir} is damaged: {what}. Rebuild it with: assistant index --rebuild PATH ..."
-
-
-def _unreadable(index_dir: Path, manifest: dict, error: Exception) -> str:
-    return _broken(index_dir, f"a file of {manifest['generation']} is unreadable ({error})")
 
 
 def _sha256(path: Path) -> str:
@@ -161,13 +177,470 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _first_mismatch(folder: Path, checksums: dict[str, str]) -> str | None:
-    """Return the name of the first file in `folder` whose sha256 differs from `checksums`, None if all match."""
-    return next((name for name, digest in checksums.items() if _sha256(folder / name) != digest), None)
+def _first_mismatch(index_dir: Path, segments: list[dict]) -> str | None:
+    """Return what is wrong with the first file whose sha256 differs from the manifest's, None if all match."""
+    for segment in segments:
+        for name, digest in segment["sha256"].items():
+            try:
+                if _sha256(index_dir / segment["name"] / name) != digest:
+                    return f"{segment['name']}/{name} does not match its checksum"
+            except OSError as error:  # e.g. the folder was deleted while loading
+                return f"{segment['name']}/{name} is unreadable ({error.strerror or error})"
+    return None
+
+
+# --- one segment, read ------------------------------------------------------------------------------------------
+
+
+class Catalog:
+    """A segment's catalog and article table, opened read-only: enough to look its articles up."""
+
+    def __init__(self, index_dir: Path, entry: dict):
+        self.entry, self.name = entry, entry["name"]
+        folder = index_dir / self.name
+        for name, size in entry["files"].items():
+            file = folder / name
+            if not file.is_file() or file.stat().st_size != size:
+                raise StoreError(_broken(index_dir, f"{self.name}/{name} is missing or truncated"))
+        try:
+            self.articles = np.load(folder / "articles.npy", mmap_mode="r", allow_pickle=False)
+            self.catalog = sqlite3.connect(
+                f"file:{quote(str(folder / CATALOG))}?mode=ro&immutable=1", uri=True, check_same_thread=False
+            )
+        except _UNREADABLE as error:
+            raise StoreError(_broken(index_dir, f"a file of {self.name} is unreadable ({error})")) from error
+        self.index_dir = index_dir
+        self.lock = threading.Lock()
+        self.deleted = np.asarray(sorted(entry["deleted"]), dtype=np.int64)
+        if self.articles.shape != (entry["counts"]["articles"], 3) or not len(self.articles):
+            raise StoreError(_broken(index_dir, f"{self.name}: the article table has the wrong shape"))
+        if len(self.deleted) and (self.deleted[0] < 0 or self.deleted[-1] >= len(self.articles)):
+            raise StoreError(_broken(index_dir, f"{self.name}: the deleted articles are not articles of it"))
+
+    def query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        """Return the rows of a query on the segment's catalog."""
+        try:
+            with self.lock:
+                return self.catalog.execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(_broken(self.index_dir, f"the catalog of {self.name} is unreadable ({error})")) from error
+
+    def live_articles(self) -> np.ndarray:
+        """Return the segment rows of its live articles."""
+        return np.setdiff1d(np.arange(len(self.articles)), self.deleted, assume_unique=True)
+
+    def live_counts(self) -> np.ndarray:
+        """Return how many articles, passages and sentences of the segment are live."""
+        counts = self.entry["counts"]
+        ends = np.append(self.articles[1:, 1:], [[counts["passages"], counts["sentences"]]], axis=0)
+        gone = (ends - self.articles[:, 1:])[self.deleted].sum(axis=0) if len(self.deleted) else (0, 0)
+        return np.array(
+            [len(self.articles) - len(self.deleted), counts["passages"] - gone[0], counts["sentences"] - gone[1]]
+        )
+
+
+class Segment(Catalog):
+    """One segment opened for questions: tables, vectors and postings memory-mapped, its FAISS index read."""
+
+    def __init__(self, index_dir: Path, entry: dict, offsets: tuple[int, int, int], dimension: int):
+        super().__init__(index_dir, entry)
+        self.article_offset, self.passage_offset, self.sentence_offset = offsets
+        folder = index_dir / self.name
+        try:
+            self.passages = np.load(folder / "passages.npy", mmap_mode="r", allow_pickle=False)
+            self.sentences = np.load(folder / "sentences.npy", mmap_mode="r", allow_pickle=False)
+            self.index = faiss.read_index(str(folder / "passages.faiss"))
+            self.sentence_vectors = np.load(folder / "sentences.f16.npy", mmap_mode="r", allow_pickle=False)
+            self.indptr, self.rows, self.tf, self.lengths = (
+                np.asarray(np.load(folder / f"bm25.{part}.npy", mmap_mode="r", allow_pickle=False))
+                for part in ("indptr", "rows", "tf", "lengths")
+            )
+            # Opened once: the descriptor keeps the vectors readable after a later write deletes this segment.
+            self.sentence_file = os.open(folder / "sentences.f16.npy", os.O_RDONLY)
+        except _UNREADABLE as error:
+            raise StoreError(_broken(index_dir, f"a file of {self.name} is unreadable ({error})")) from error
+        self.live: np.ndarray | None = None  # passages of live articles, None when nothing is deleted
+        self._check(dimension)
+        if len(self.deleted):
+            self.live = ~np.isin(self.passages[:, ARTICLE], self.deleted)
+        self.vocabulary: dict[str, int] = {}
+
+    def _check(self, dimension: int) -> None:
+        """Raise StoreError unless the segment's tables, vectors, postings and manifest entry agree row for row."""
+        counts, problems = self.entry["counts"], []
+        passages, sentences = counts["passages"], counts["sentences"]
+        if self.passages.shape != (passages, 5):
+            problems.append("the passage table has the wrong shape")
+        elif self.sentences.shape != (sentences, 3) or self.sentence_vectors.shape != (sentences, dimension):
+            problems.append("the sentence table or vectors do not have one row per sentence")
+        elif self.index.ntotal != passages or self.index.d != dimension:
+            problems.append("the FAISS index does not have one vector per passage")
+        elif self.index.metric_type != faiss.METRIC_INNER_PRODUCT:
+            problems.append("the FAISS index does not compare by inner product")
+        elif len(self.lengths) != passages or len(self.rows) != len(self.tf) or self.indptr[-1] != len(self.rows):
+            problems.append("the BM25 postings do not match the passages")
+        elif passages:
+            problems += _span_problems(self.articles[:, 0], self.passages, self.sentences)
+        if problems:
+            raise StoreError(_broken(self.index_dir, f"{self.name}: " + "; ".join(problems)))
+
+    def term_id(self, term: str) -> int:
+        """Return the segment's vocabulary id of `term`, -1 if no passage of it has the term."""
+        token = self.vocabulary.get(term)
+        if token is None:
+            found = self.query("SELECT id FROM vocabulary WHERE term = ?", (term,))
+            token = self.vocabulary[term] = found[0][0] if found else -1
+        return token
+
+    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return the live passages (segment rows) holding `term`, and the term's count in each."""
+        token = self.term_id(term)
+        if token < 0:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32)
+        window = slice(self.indptr[token], self.indptr[token + 1])
+        rows, tf = self.rows[window], self.tf[window]
+        if self.live is not None:
+            keep = self.live[rows]
+            rows, tf = rows[keep], tf[keep]
+        return rows, tf
+
+    def admitted(self, filters: Filters) -> np.ndarray:
+        """Return a mask over the segment's passages: live ones whose article passes `filters`."""
+        clauses, parameters = [], []
+        if filters.outlets is not None:
+            clauses.append("outlet IN (SELECT value FROM json_each(?))")
+            parameters.append(json.dumps(sorted(filters.outlets)))
+        if filters.date_from:
+            clauses.append("date >= ?")
+            parameters.append(filters.date_from)
+        if filters.date_to:
+            clauses.append("date <= ?")
+            parameters.append(filters.date_to)
+        where = " AND ".join(clauses) or "1"
+        rows = [row for (row,) in self.query(f"SELECT row FROM articles WHERE {where}", tuple(parameters))]
+        articles = np.zeros(len(self.articles), dtype=bool)
+        articles[rows] = True
+        mask = articles[self.passages[:, ARTICLE]]
+        return mask & self.live if self.live is not None else mask
+
+
+def _span_problems(lengths: np.ndarray, passages: np.ndarray, sentences: np.ndarray) -> list[str]:
+    """Return what is wrong with passage and sentence spans against their articles' text lengths."""
+    for table in (passages, sentences):
+        rows = table[:, ARTICLE]
+        if rows.min() < 0 or rows.max() >= len(lengths) or (table[:, START] >= table[:, END]).any():
+            return ["a passage or sentence points outside its article"]
+        if (table[:, END] > lengths[rows]).any():
+            return ["a passage or sentence span runs past its article's end"]
+    first, stop = passages[:, FIRST_SENTENCE], passages[:, SENTENCE_STOP]
+    if first.min() < 0 or (first >= stop).any() or stop.max() > len(sentences):
+        return ["a passage points at sentences that do not exist"]
+    return []
+
+
+# --- the reader -------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Store:
+    """An index folder loaded for questions: its segments seen as one table of articles, passages and sentences."""
+
+    path: Path
+    manifest: dict
+    segments: list[Segment]
+    verification: Future | None = None
+
+    def __post_init__(self):
+        self.signature = manifest_signature(self.path)
+        self.passage_offsets = np.array([s.passage_offset for s in self.segments], dtype=np.int64)
+        self.sentence_offsets = np.array([s.sentence_offset for s in self.segments], dtype=np.int64)
+        self.article_offsets = np.array([s.article_offset for s in self.segments], dtype=np.int64)
+        last = self.segments[-1] if self.segments else None
+        self.passage_rows = last.passage_offset + len(last.passages) if last else 0
+        self.sentence_rows = last.sentence_offset + len(last.sentences) if last else 0
+        counts = self.manifest["counts"]
+        self.article_count, self.passage_count, self.sentence_count = (
+            counts["articles"],
+            counts["passages"],
+            counts["sentences"],
+        )
+        deleted_terms = sum(int(s.lengths[~s.live].sum()) for s in self.segments if s.live is not None)
+        self.term_total = sum(s.entry["terms"] for s in self.segments) - deleted_terms
+        self._articles: dict[int, Article] = {}
+
+    @property
+    def generation(self) -> str:
+        """Return the name of the manifest version this store was loaded from."""
+        return self.manifest["generation"]
+
+    @property
+    def model(self) -> dict:
+        """Return the model that embedded the index."""
+        return self.manifest["model"]
+
+    @cached_property
+    def article_by_id(self) -> ArticlesById:
+        """Return the live articles by id."""
+        return ArticlesById(self)
+
+    def _segment_of(self, offsets: np.ndarray, rows) -> np.ndarray:
+        return np.searchsorted(offsets, np.asarray(rows, dtype=np.int64), side="right") - 1
+
+    def article(self, row: int) -> Article:
+        """Return the article at `row`, with its full text (the last 4,096 read are kept)."""
+        row = int(row)
+        article = self._articles.get(row)
+        if article is None:
+            segment = self.segments[int(self._segment_of(self.article_offsets, [row])[0])]
+            found = segment.query("SELECT record FROM articles WHERE row = ?", (row - segment.article_offset,))
+            article = Article.from_json(json.loads(found[0][0]))
+            if len(self._articles) >= 4096:
+                self._articles.pop(next(iter(self._articles)))
+            self._articles[row] = article
+        return article
+
+    def article_row(self, article_id: str) -> int | None:
+        """Return the row of the live article with id `article_id`, None if there is none."""
+        for segment in reversed(self.segments):
+            for (row,) in segment.query("SELECT row FROM articles WHERE id = ?", (article_id,)):
+                if row not in segment.deleted:
+                    return segment.article_offset + row
+        return None
+
+    def live_article_rows(self) -> np.ndarray:
+        """Return the rows of the live articles."""
+        parts = [s.article_offset + s.live_articles() for s in self.segments]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def passage_table(self, rows) -> np.ndarray:
+        """Return int64 rows (ARTICLE, START, END, FIRST_SENTENCE, SENTENCE_STOP) of the passages `rows`."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        table = np.zeros((len(rows), 5), dtype=np.int64)
+        owners = self._segment_of(self.passage_offsets, rows)
+        for index in np.unique(owners).tolist():
+            segment, chosen = self.segments[index], owners == index
+            part = segment.passages[rows[chosen] - segment.passage_offset]
+            table[chosen] = part + np.array(
+                [segment.article_offset, 0, 0, segment.sentence_offset, segment.sentence_offset]
+            )
+        return table
+
+    def sentence_table(self, rows) -> np.ndarray:
+        """Return int64 rows (ARTICLE, START, END) of the sentences `rows`."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        table = np.zeros((len(rows), 3), dtype=np.int64)
+        owners = self._segment_of(self.sentence_offsets, rows)
+        for index in np.unique(owners).tolist():
+            segment, chosen = self.segments[index], owners == index
+            table[chosen] = segment.sentences[rows[chosen] - segment.sentence_offset] + np.array(
+                [segment.article_offset, 0, 0]
+            )
+        return table
+
+    def passage_text(self, row: int) -> str:
+        """Return the article text spanned by passage `row`."""
+        article, start, end = self.passage_table([row])[0, :3].tolist()
+        return self.article(article).text[start:end]
+
+    def _admitted(self, filters: Filters | None) -> list[np.ndarray | None]:
+        """Return per segment the mask of passages a search may return, None where every passage may."""
+        if filters is None or not filters.active:
+            return [s.live for s in self.segments]
+        return [s.admitted(filters) for s in self.segments]
+
+    def dense(self, vector: np.ndarray, *, k: int, filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, rows) of the k passages nearest the unit `vector` by inner product, best first."""
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        scores, rows = [], []
+        for segment, mask in zip(self.segments, self._admitted(filters)):
+            if mask is not None and not mask.any():
+                continue
+            found_scores, found = vector_index.search(segment.index, query, k, admitted=mask)
+            keep = found[0] >= 0
+            scores.append(found_scores[0][keep])
+            rows.append(found[0][keep] + segment.passage_offset)
+        if not scores:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        scores, rows = np.concatenate(scores), np.concatenate(rows)
+        best = np.argsort(-scores, kind="stable")[:k]
+        return scores[best], rows[best]
+
+    def dense_scores(self, vector: np.ndarray, rows) -> np.ndarray:
+        """Return the inner products of `vector` with the passages `rows`."""
+        scores = []
+        for row in np.asarray(rows, dtype=np.int64).tolist():
+            segment = self.segments[int(self._segment_of(self.passage_offsets, [row])[0])]
+            scores.append(float(segment.index.reconstruct(row - segment.passage_offset) @ vector))
+        return np.array(scores, dtype=np.float32)
+
+    def passage_frequency(self, term: str) -> int:
+        """Return how many live passages hold `term`."""
+        return sum(len(segment.postings(term)[0]) for segment in self.segments)
+
+    def lexical(self, terms: list[str], *, k: int, filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, rows) of the k best BM25 passages sharing a term with `terms`, best first.
+
+        Inverse frequencies and the mean length come from the live passages of all segments at question time, so
+        the scores are those of a fresh build of the same articles.
+        """
+        scores = np.zeros(self.passage_rows, dtype=np.float32)
+        total = self.passage_count
+        mean_length = np.float32(self.term_total / total) if total else np.float32(1)
+        for term in terms:
+            postings = [(segment, *segment.postings(term)) for segment in self.segments]
+            frequency = sum(len(rows) for _, rows, _ in postings)
+            if not frequency:
+                continue
+            idf = np.float32(math.log(1 + (total - frequency + 0.5) / (frequency + 0.5)))
+            for segment, rows, tf in postings:
+                lengths = segment.lengths[rows].astype(np.float32)
+                norm = np.float32(BM25_K1) * (np.float32(1 - BM25_B) + np.float32(BM25_B) * lengths / mean_length)
+                scores[rows + segment.passage_offset] += idf * tf / (tf + norm)  # a term's passages are distinct
+        if filters is not None and filters.active:
+            for segment, mask in zip(self.segments, self._admitted(filters)):
+                window = scores[segment.passage_offset : segment.passage_offset + len(segment.passages)]
+                window[~mask] = 0
+        matched = np.flatnonzero(scores > 0)
+        if len(matched) > k:
+            matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
+        best = matched[np.argsort(-scores[matched], kind="stable")]
+        return scores[best], best
+
+    @cached_property
+    def _all_sentences(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return every sentence vector (float32, in memory), and where each passage's runs of sentences start."""
+        vectors = np.concatenate(
+            [np.asarray(s.sentence_vectors, dtype=np.float32) for s in self.segments]
+            or [np.zeros((0, self.model["dimension"]), dtype=np.float32)]
+        )
+        # Each sentence counts for the first passage holding it: the runs of sentences of one passage.
+        table = self.passage_table(np.arange(self.passage_rows))
+        passage_of_sentence = np.zeros(self.sentence_rows, dtype=np.int64)
+        for row in range(len(table) - 1, -1, -1):
+            passage_of_sentence[table[row, FIRST_SENTENCE] : table[row, SENTENCE_STOP]] = row
+        run_starts = np.flatnonzero(np.diff(passage_of_sentence, prepend=-1))
+        return vectors, run_starts, passage_of_sentence[run_starts]
+
+    @property
+    def exhaustive(self) -> bool:
+        """Return True if every sentence is scored for every question (a small index)."""
+        return self.sentence_rows <= EXHAUSTIVE_SENTENCES
+
+    def sentence_vectors(self, rows) -> np.ndarray:
+        """Return the float32 unit vectors of the sentences `rows`, shape (len(rows), dimension)."""
+        if self.exhaustive:
+            return self._all_sentences[0][rows]
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        vectors = np.zeros((len(rows), self.model["dimension"]), dtype=np.float32)
+        owners = self._segment_of(self.sentence_offsets, rows)
+        for index in np.unique(owners).tolist():
+            segment, chosen = self.segments[index], owners == index
+            vectors[chosen] = segment.sentence_vectors[rows[chosen] - segment.sentence_offset]
+        return vectors
+
+    def sentence_dense(
+        self, vector: np.ndarray, *, k: int, filters: Filters | None = None, candidates: np.ndarray = ()
+    ) -> np.ndarray:
+        """Return the rows of the k passages whose best sentence is nearest `vector`, best first.
+
+        Every sentence is scored in a small index; in a large one, only the sentences of `candidates`.
+        """
+        masks = self._admitted(filters)
+        admitted = None
+        if any(mask is not None for mask in masks):
+            admitted = np.concatenate(
+                [np.ones(len(s.passages), dtype=bool) if m is None else m for s, m in zip(self.segments, masks)]
+            )
+        if not self.exhaustive:
+            return self._candidate_sentence_dense(vector, k=k, admitted=admitted, candidates=candidates)
+        vectors, run_starts, run_passages = self._all_sentences
+        passage_best = np.full(self.passage_rows, -np.inf, dtype=np.float32)
+        if len(run_starts):
+            runs_best = np.maximum.reduceat(vectors @ vector, run_starts)
+            np.maximum.at(passage_best, run_passages, runs_best)  # a passage may have several runs
+        if admitted is not None:
+            passage_best[~admitted] = -np.inf
+        k = min(k, int(np.isfinite(passage_best).sum()))
+        top = np.argpartition(-passage_best, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+        return top[np.argsort(-passage_best[top], kind="stable")]
+
+    def _candidate_sentence_dense(
+        self, vector: np.ndarray, *, k: int, admitted: np.ndarray | None, candidates: np.ndarray
+    ) -> np.ndarray:
+        """Return the rows of the k `candidates` with the sentences nearest `vector`, best first.
+
+        Each candidate's sentences are read from the float16 file by one pread; through the memory map, the kernel
+        mapped 64 KB around every row read, and 24 questions left 760 MB of it resident at 1M passages.
+        """
+        candidates = np.unique(np.asarray(candidates, dtype=np.int64))
+        if admitted is not None:
+            candidates = candidates[admitted[candidates]]
+        if not len(candidates):
+            return candidates
+        table = self.passage_table(candidates)
+        owners = self._segment_of(self.passage_offsets, candidates)
+        blocks, sizes = [], []
+        for owner, (first, stop) in zip(owners.tolist(), table[:, [FIRST_SENTENCE, SENTENCE_STOP]].tolist()):
+            segment = self.segments[owner]
+            vectors = segment.sentence_vectors
+            row_bytes = vectors.shape[1] * vectors.itemsize
+            a, b = first - segment.sentence_offset, stop - segment.sentence_offset
+            blocks.append(os.pread(segment.sentence_file, (b - a) * row_bytes, vectors.offset + a * row_bytes))
+            sizes.append(b - a)
+        rows = np.frombuffer(b"".join(blocks), dtype=np.float16).reshape(-1, self.model["dimension"])
+        scores = rows.astype(np.float32) @ vector
+        best = np.maximum.reduceat(scores, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))
+        return candidates[np.argsort(-best, kind="stable")[:k]]
+
+    def coverage(self) -> Coverage:
+        """Return the counts, outlets and dates of the live articles."""
+        outlets, dates = Counter(), []
+        for segment in self.segments:
+            if not len(segment.deleted):
+                outlets.update(segment.entry["outlets"])
+                dates += [d for d in segment.entry["dates"] if d]
+                continue
+            deleted = json.dumps(segment.deleted.tolist())
+            live = "row NOT IN (SELECT value FROM json_each(?))"
+            for outlet, count in segment.query(
+                f"SELECT outlet, count(*) FROM articles WHERE outlet IS NOT NULL AND {live} GROUP BY outlet", (deleted,)
+            ):
+                outlets[outlet] += count
+            dates += [
+                d for d in segment.query(f"SELECT min(date), max(date) FROM articles WHERE {live}", (deleted,))[0]
+            ]
+            dates = [d for d in dates if d]
+        return Coverage(
+            self.article_count, self.passage_count, outlets, min(dates, default=None), max(dates, default=None)
+        )
+
+    def damage(self) -> str | None:
+        """Return the StoreError message for a file that failed the checksum check, None if none (or not yet)."""
+        if self.verification is None or not self.verification.done() or not self.verification.result():
+            return None
+        return _broken(self.path, self.verification.result())
+
+    def verify(self) -> None:
+        """Wait for the checksum check started at load; raise StoreError if a file does not match the manifest."""
+        if self.verification is not None:
+            self.verification.result()
+        if self.damage():
+            raise StoreError(self.damage())
+
+    def is_current(self) -> bool:
+        """Return True if the manifest still names the loaded version; parses it only when its file changed."""
+        signature = manifest_signature(self.path)
+        if signature == self.signature:
+            return True
+        manifest = read_manifest(self.path)
+        if manifest is None or manifest["generation"] == self.generation:
+            self.signature = signature
+            return True
+        return False
 
 
 def load(index_dir: Path, *, model_fingerprint: str | None = None, attempts: int = 3) -> Store:
-    """Return the index stored in `index_dir`, after checking every file against the manifest.
+    """Return the index stored in `index_dir`: tables opened and checked, checksums verified on a second thread.
 
     Args:
         index_dir: the index folder.
@@ -181,88 +654,68 @@ def load(index_dir: Path, *, model_fingerprint: str | None = None, attempts: int
     for _ in range(attempts - 1):
         manifest = read_manifest(index_dir)
         try:
-            return _load_generation(index_dir, manifest, model_fingerprint)
+            return _load_version(index_dir, manifest, model_fingerprint)
         except StoreError:
             latest = read_manifest(index_dir)
             if latest is None or manifest is None or latest["generation"] == manifest["generation"]:
                 raise
-    return _load_generation(index_dir, read_manifest(index_dir), model_fingerprint)
+    return _load_version(index_dir, read_manifest(index_dir), model_fingerprint)
 
 
-def _load_generation(index_dir: Path, manifest: dict | None, model_fingerprint: str | None) -> Store:
-    """Return the generation a manifest names, after checking its files' sizes and checksums."""
+def check_model(index_dir: Path, model: dict, fingerprint: str | None) -> None:
+    """Raise StoreError if the index's model is not the one whose fingerprint is given."""
+    if not fingerprint or model["fingerprint"] == fingerprint:
+        return
+    if same_model_folder(model["fingerprint"], fingerprint):
+        raise StoreError(
+            f"The index in {index_dir} was embedded by an older or other encoder of the model {model['name']!r} "
+            f"({model['fingerprint'].partition('+')[2] or 'torch'}). Embed it again with: assistant index PATH ..."
+        )
+    raise StoreError(
+        f"The index in {index_dir} was built with the model {model['name']!r} ({model['path']}), "
+        "not the one loaded now. Use --model with that folder, or rebuild: assistant index --rebuild PATH ..."
+    )
+
+
+def _counts(live: list[np.ndarray]) -> dict[str, int]:
+    """Return the manifest's counts of segments' live articles, passages and sentences."""
+    total = np.sum(live, axis=0) if live else np.zeros(3, dtype=np.int64)
+    return dict(zip(("articles", "passages", "sentences"), map(int, total)))
+
+
+def _check_counts(index_dir: Path, manifest: dict, catalogs: list[Catalog]) -> None:
+    """Raise StoreError unless the segments' live articles, passages and sentences are what the manifest counts."""
+    if _counts([c.live_counts() for c in catalogs]) != manifest["counts"]:
+        raise StoreError(_broken(index_dir, "the segments do not hold the articles and passages the manifest counts"))
+
+
+def _open_segments(index_dir: Path, manifest: dict) -> list[Segment]:
+    """Return the manifest's segments opened for reading, in order."""
+    segments, offsets = [], (0, 0, 0)
+    for entry in manifest["segments"]:
+        segment = Segment(index_dir, entry, offsets, manifest["model"]["dimension"])
+        segments.append(segment)
+        offsets = tuple(
+            a + b for a, b in zip(offsets, map(len, (segment.articles, segment.passages, segment.sentences)))
+        )
+    return segments
+
+
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-checksums")
+
+
+def _load_version(index_dir: Path, manifest: dict | None, model_fingerprint: str | None) -> Store:
+    """Return the version a manifest names: sizes, shapes and spans checked now, checksums on a second thread."""
     if manifest is None:
         raise StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
-    model = manifest["model"]
-    if model_fingerprint and model["fingerprint"] != model_fingerprint:
-        if same_model_folder(model["fingerprint"], model_fingerprint):
-            raise StoreError(
-                f"The index in {index_dir} was embedded by an older or other encoder of the model {model['name']!r} "
-                f"({model['fingerprint'].partition('+')[2] or 'torch'}). Embed it again with: assistant index PATH ..."
-            )
-        raise StoreError(
-            f"The index in {index_dir} was built with the model {model['name']!r} ({model['path']}), "
-            "not the one loaded now. Use --model with that folder, or rebuild: assistant index --rebuild PATH ..."
-        )
-    folder = index_dir / manifest["generation"]
-    for name, size in manifest["files"].items():
-        file = folder / name
-        if not file.is_file() or file.stat().st_size != size:
-            raise StoreError(_broken(index_dir, f"{manifest['generation']}/{name} is missing or truncated"))
-    # Checksums are computed on a second thread (hashing frees the GIL) while the articles' JSON is parsed; the binary
-    # files are opened only once every checksum matched.
-    unreadable = (OSError, ValueError, TypeError, KeyError, RuntimeError)
-    with ThreadPoolExecutor(max_workers=1) as hasher:
-        mismatch = hasher.submit(_first_mismatch, folder, manifest["sha256"])
-        try:
-            articles = [Article.from_json(json.loads(line)) for line in (folder / FILES[0]).open(encoding="utf-8")]
-        except unreadable as error:
-            raise StoreError(_unreadable(index_dir, manifest, error)) from error
-        finally:  # a damaged file is named as such, even when it also made the articles unreadable
-            if mismatch.result():
-                damaged = f"{manifest['generation']}/{mismatch.result()}"
-                raise StoreError(_broken(index_dir, f"{damaged} does not match its checksum"))
-    try:
-        passages = np.load(folder / FILES[1], allow_pickle=False)
-        sentences = np.load(folder / FILES[2], allow_pickle=False)
-        passage_index = faiss.read_index(str(folder / FILES[3]))
-        sentence_vectors = np.load(folder / FILES[4], mmap_mode="r", allow_pickle=False)
-        bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False) if len(passages) else None
-    except unreadable as error:
-        raise StoreError(_unreadable(index_dir, manifest, error)) from error
-    store = Store(index_dir, manifest, articles, passages, sentences, passage_index, sentence_vectors, bm25)
-    _check(store)
-    return store
+    check_model(index_dir, manifest["model"], model_fingerprint)
+    segments = _open_segments(index_dir, manifest)
+    _check_counts(index_dir, manifest, segments)
+    verification = _HASHER.submit(_first_mismatch, index_dir, manifest["segments"])
+    return Store(index_dir, manifest, segments, verification)
 
 
-def _check(store: Store) -> None:
-    """Raise StoreError unless the store's tables, vectors and manifest agree row for row."""
-    manifest, counts = store.manifest, store.manifest["counts"]
-    problems = []
-    # Only ids: articles.jsonl's checksum covers the texts (hashing each article again took 5 s at 1M passages).
-    if [a.id for a in store.articles] != list(manifest["articles"]):
-        problems.append("articles.jsonl does not hold the articles the manifest lists")
-    if store.passages.shape != (counts["passages"], 5) or store.sentences.shape != (counts["sentences"], 3):
-        problems.append("the passage or sentence table has the wrong shape")
-    if store.passage_index.ntotal != counts["passages"] or store.passage_index.d != manifest["model"]["dimension"]:
-        problems.append("the FAISS index does not have one vector per passage")
-    if store.passage_index.metric_type != faiss.METRIC_INNER_PRODUCT:
-        problems.append("the FAISS index does not compare by inner product")
-    if store.sentence_vectors.shape != (counts["sentences"], manifest["model"]["dimension"]):
-        problems.append("the sentence vectors do not have one row per sentence")
-    if not problems and len(store.passages):
-        lengths = np.array([len(a.text) for a in store.articles])
-        for table in (store.passages, store.sentences):
-            rows = table[:, ARTICLE]
-            if rows.min() < 0 or rows.max() >= len(lengths) or (table[:, START] >= table[:, END]).any():
-                problems.append("a passage or sentence points outside its article")
-            elif (table[:, END] > lengths[rows]).any():
-                problems.append("a passage or sentence span runs past its article's end")
-        first, stop = store.passages[:, FIRST_SENTENCE], store.passages[:, SENTENCE_STOP]
-        if first.min() < 0 or (first >= stop).any() or stop.max() > len(store.sentences):
-            problems.append("a passage points at sentences that do not exist")
-    if problems:
-        raise StoreError(_broken(store.path, "; ".join(problems)))
+# --- writing ----------------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -296,70 +749,397 @@ def _fsync_dir(path: Path) -> None:
         os.close(descriptor)
 
 
-def _next_generation(index_dir: Path, manifest: dict | None) -> str:
-    number = int(manifest["generation"][1:]) + 1 if manifest else 1
-    while (index_dir / f"g{number:06d}").exists():
-        number += 1
-    return f"g{number:06d}"
+@dataclass
+class Parts:
+    """The contents of one segment before it is written: articles, tables, vectors and BM25 postings."""
+
+    articles: list[Article]
+    article_table: np.ndarray
+    passages: np.ndarray
+    sentences: np.ndarray
+    passage_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    vocabulary: list[str]
+    indptr: np.ndarray
+    rows: np.ndarray
+    tf: np.ndarray
+    lengths: np.ndarray
 
 
-def write(
-    index_dir: Path,
-    *,
-    manifest: dict,
-    articles: list[Article],
-    passages: np.ndarray,
-    sentences: np.ndarray,
-    passage_vectors: np.ndarray,
-    sentence_vectors: np.ndarray,
-    bm25: bm25s.BM25 | None,
-) -> dict:
-    """Write a new generation of the index and switch the manifest to it; return the manifest written.
+def _postings(passage_terms: list[list[str]]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return the vocabulary (sorted), term -> passage pointers, passage rows and counts, and terms per passage."""
+    counts = [Counter(terms) for terms in passage_terms]
+    vocabulary = sorted(set().union(*counts)) if counts else []
+    ids = {term: i for i, term in enumerate(vocabulary)}
+    term_ids, rows, tf = [], [], []
+    for row, counter in enumerate(counts):
+        for term, count in counter.items():
+            term_ids.append(ids[term])
+            rows.append(row)
+            tf.append(count)
+    order = np.lexsort((np.array(rows, dtype=np.int64), np.array(term_ids, dtype=np.int64)))
+    indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+    np.add.at(indptr, np.array(term_ids, dtype=np.int64) + 1, 1)
+    lengths = np.array([len(terms) for terms in passage_terms], dtype=np.int32)
+    return (
+        vocabulary,
+        np.cumsum(indptr),
+        np.array(rows, dtype=np.int32)[order],
+        np.array(tf, dtype=np.float32)[order],
+        lengths,
+    )
 
-    Call with the write lock held. Files go to a temporary folder, are fsynced, and the folder is renamed
-    into place; the manifest is replaced last, so a crash at any point leaves the old index or the new one.
-    """
-    index_dir = Path(index_dir)
+
+def parts_of(embedded: list[Embedded], dimension: int) -> Parts:
+    """Return the segment contents of freshly chunked and embedded articles."""
+    passages, sentences, article_table, terms = [], [], [], []
+    for row, item in enumerate(embedded):
+        base = len(sentences)
+        article_table.append((len(item.article.text), len(passages), base))
+        passages += [(row, p.start, p.end, base + p.first_sentence, base + p.sentence_stop) for p in item.passages]
+        sentences += [(row, a, b) for a, b in item.sentences]
+        terms += item.passage_terms
+    vocabulary, indptr, rows, tf, lengths = _postings(terms)
+
+    def stack(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dimension), dtype=np.float32)
+
+    return Parts(
+        [item.article for item in embedded],
+        np.array(article_table, dtype=np.int64).reshape(-1, 3),
+        np.array(passages, dtype=np.int64).reshape(-1, 5),
+        np.array(sentences, dtype=np.int64).reshape(-1, 3),
+        stack([item.passage_vectors for item in embedded]),
+        stack([item.sentence_vectors for item in embedded]),
+        vocabulary,
+        indptr,
+        rows,
+        tf,
+        lengths,
+    )
+
+
+def _write_catalog(path: Path, parts: Parts) -> None:
+    """Write a segment's catalog: its articles with their records, and its BM25 vocabulary."""
+    catalog = sqlite3.connect(path)
     try:
-        previous = read_manifest(index_dir)
-    except StoreError:
-        previous = None  # a rebuild over a damaged index
-    generation = _next_generation(index_dir, previous)
-    staging = index_dir / f".tmp-{generation}-{os.getpid()}"
+        catalog.execute("PRAGMA journal_mode = OFF")
+        catalog.execute("PRAGMA synchronous = OFF")
+        catalog.execute(
+            "CREATE TABLE articles (row INTEGER PRIMARY KEY, id TEXT NOT NULL, hash TEXT NOT NULL, "
+            "text_key TEXT NOT NULL, source TEXT NOT NULL, outlet TEXT, date TEXT, record TEXT NOT NULL)"
+        )
+        catalog.execute("CREATE TABLE vocabulary (term TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID")
+        catalog.executemany(
+            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (row, a.id, a.hash, text_key(a), a.path, a.outlet, a.date, json.dumps(a.to_json(), ensure_ascii=False))
+                for row, a in enumerate(parts.articles)
+            ),
+        )
+        catalog.executemany("INSERT INTO vocabulary VALUES (?, ?)", ((t, i) for i, t in enumerate(parts.vocabulary)))
+        for column in ("id", "text_key", "source"):
+            catalog.execute(f"CREATE INDEX articles_{column} ON articles ({column})")
+        catalog.commit()
+    finally:
+        catalog.close()
+
+
+def _write_segment(index_dir: Path, name: str, parts: Parts) -> dict:
+    """Write a segment folder (staged, fsynced, renamed into place); return its manifest entry."""
+    staging = index_dir / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)  # left by an earlier failed write of this process
     staging.mkdir(parents=True)
-    with open(staging / FILES[0], "w", encoding="utf-8") as handle:
-        for article in articles:
-            handle.write(json.dumps(article.to_json(), ensure_ascii=False) + "\n")
-    np.save(staging / FILES[1], passages.astype(np.int64), allow_pickle=False)
-    np.save(staging / FILES[2], sentences.astype(np.int64), allow_pickle=False)
-    faiss.write_index(vector_index.build(passage_vectors), str(staging / FILES[3]))
-    np.save(staging / FILES[4], sentence_vectors.astype(np.float16), allow_pickle=False)
-    if bm25 is not None:
-        bm25.save(str(staging / "bm25"), show_progress=False)
-    for entry in staging.rglob("*"):
-        (_fsync_file if entry.is_file() else _fsync_dir)(entry)
+    _write_catalog(staging / CATALOG, parts)
+    arrays = {
+        "articles.npy": parts.article_table,
+        "passages.npy": parts.passages,
+        "sentences.npy": parts.sentences,
+        "sentences.f16.npy": parts.sentence_vectors.astype(np.float16),
+        "bm25.indptr.npy": parts.indptr,
+        "bm25.rows.npy": parts.rows,
+        "bm25.tf.npy": parts.tf,
+        "bm25.lengths.npy": parts.lengths,
+    }
+    for file, array in arrays.items():
+        np.save(staging / file, array, allow_pickle=False)
+    faiss.write_index(vector_index.build(parts.passage_vectors), str(staging / "passages.faiss"))
+    for file in FILES:
+        _fsync_file(staging / file)
     _fsync_dir(staging)
-    os.rename(staging, index_dir / generation)
+    os.rename(staging, index_dir / name)
     _fsync_dir(index_dir)
+    dates = [a.date for a in parts.articles if a.date]
+    return {
+        "name": name,
+        "counts": {"articles": len(parts.articles), "passages": len(parts.passages), "sentences": len(parts.sentences)},
+        "terms": int(parts.lengths.sum()),
+        "deleted": [],
+        "outlets": dict(Counter(a.outlet for a in parts.articles if a.outlet)),
+        "dates": [min(dates, default=None), max(dates, default=None)],
+        "files": {file: (staging.parent / name / file).stat().st_size for file in FILES},
+        "sha256": {file: _sha256(index_dir / name / file) for file in FILES},
+    }
 
-    manifest = dict(manifest, format=FORMAT, generation=generation, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    folder = index_dir / generation
-    files = [f for f in sorted(folder.rglob("*")) if f.is_file()]
-    manifest["files"] = {str(f.relative_to(folder)): f.stat().st_size for f in files}
-    manifest["sha256"] = {str(f.relative_to(folder)): _sha256(f) for f in files}
+
+def _write_manifest(index_dir: Path, manifest: dict) -> None:
+    """Replace the manifest atomically (temporary file, fsync, rename, fsync of the folder)."""
     temporary = index_dir / f".{MANIFEST}.tmp"
     temporary.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
     _fsync_file(temporary)
     os.replace(temporary, index_dir / MANIFEST)
     _fsync_dir(index_dir)
-    _remove_stale(index_dir, keep={generation, previous["generation"] if previous else generation})
-    return manifest
 
 
 def _remove_stale(index_dir: Path, *, keep: set[str]) -> None:
-    """Delete generations older than the previous one (readers may still be loading it) and dead staging folders."""
+    """Delete segments no manifest version in use names (readers may still load the previous one), and staging."""
     for entry in index_dir.iterdir():
-        stale_generation = entry.name.startswith("g") and entry.name[1:].isdigit() and entry.name not in keep
-        if entry.is_dir() and (stale_generation or entry.name.startswith(".tmp-")):
+        stale = _SEGMENT.fullmatch(entry.name) and entry.name not in keep
+        if entry.is_dir() and (stale or entry.name.startswith(".tmp-") or _GENERATION.fullmatch(entry.name)):
             shutil.rmtree(entry, ignore_errors=True)
+
+
+class LocalWriter:
+    """An index folder open for writing, with its write lock held: lookups of what is indexed, atomic commits."""
+
+    def __init__(self, index_dir: Path, manifest: dict | None, *, replaced: list[str] = ()):
+        self.index_dir = index_dir
+        self.manifest = manifest
+        self.segments = [Catalog(index_dir, entry) for entry in manifest["segments"]] if manifest else []
+        if manifest:
+            _check_counts(index_dir, manifest, self.segments)
+        self.replaced = list(replaced)  # segments of an index being rebuilt, kept for its readers until next write
+
+    @property
+    def model(self) -> dict | None:
+        """Return the model the index records, None for a new one."""
+        return self.manifest["model"] if self.manifest else None
+
+    @property
+    def chunking(self) -> dict | None:
+        """Return the chunking settings the index records, None for a new one."""
+        return self.manifest.get("chunking") if self.manifest else None
+
+    def counts(self) -> dict[str, int]:
+        """Return the live article, passage and sentence counts."""
+        return dict(self.manifest["counts"]) if self.manifest else {"articles": 0, "passages": 0, "sentences": 0}
+
+    def _find(self, column: str, value: str) -> list[tuple[Catalog, int, Indexed]]:
+        """Return the live articles whose catalog `column` holds `value`: segment, row and what is indexed."""
+        found = []
+        for segment in self.segments:
+            for row, *fields in segment.query(
+                f"SELECT row, id, hash, source, text_key FROM articles WHERE {column} = ?", (value,)
+            ):
+                if row not in segment.deleted:
+                    found.append((segment, row, Indexed(*fields)))
+        return found
+
+    def indexed(self, article_id: str) -> Indexed | None:
+        """Return the live article with this id, None if there is none."""
+        found = self._find("id", article_id)
+        return found[-1][2] if found else None
+
+    def with_text(self, key: str) -> Indexed | None:
+        """Return the live article whose text_key is `key`, None if there is none."""
+        found = self._find("text_key", key)
+        return found[-1][2] if found else None
+
+    def from_source(self, source: str) -> list[Indexed]:
+        """Return the live articles read from the file `source`."""
+        return [indexed for _, _, indexed in self._find("source", source)]
+
+    def read(self, article_id: str) -> Article:
+        """Return the live article with this id, with its text."""
+        segment, row, _ = self._find("id", article_id)[-1]
+        return Article.from_json(json.loads(segment.query("SELECT record FROM articles WHERE row = ?", (row,))[0][0]))
+
+    def sources(self) -> dict[str, Source]:
+        """Return the source files the index records."""
+        recorded = self.manifest["sources"] if self.manifest else {}
+        return {name: Source(entry["sha256"], entry["skipped"]) for name, entry in recorded.items()}
+
+    def _next_name(self) -> str:
+        taken = [int(p.name[1:]) for p in self.index_dir.iterdir() if _SEGMENT.fullmatch(p.name)]
+        taken += [int(s["name"][1:]) for s in self.manifest["segments"]] if self.manifest else []
+        return f"s{max(taken, default=0) + 1:06d}"
+
+    def commit(self, change: Change, *, model: dict, chunking: dict) -> None:
+        """Write `change` as a new segment and a new manifest; small trailing segments are merged on the way."""
+        entries = [dict(s.entry, deleted=list(s.entry["deleted"])) for s in self.segments]
+        replaced = [a.article.id for a in change.upserts] + list(change.deletes)
+        for article_id in replaced:
+            for segment, row, _ in self._find("id", article_id):
+                entry = entries[self.segments.index(segment)]
+                if row not in entry["deleted"]:
+                    entry["deleted"].append(row)
+        if change.upserts:
+            entries.append(
+                _write_segment(self.index_dir, self._next_name(), parts_of(change.upserts, model["dimension"]))
+            )
+        sources = {name: vars(source) for name, source in self.sources().items() if name not in change.dropped_sources}
+        sources.update({name: vars(source) for name, source in change.sources.items()})
+        self._switch(entries, model=model, chunking=chunking, sources=sources)
+        self._merge_tail(model)
+
+    def _switch(self, entries: list[dict], *, model: dict, chunking: dict, sources: dict) -> None:
+        """Write the manifest naming `entries` (segments with no live article are dropped) and reopen them."""
+        kept = [e for e in entries if len(e["deleted"]) < e["counts"]["articles"]]
+        catalogs = [Catalog(self.index_dir, entry) for entry in kept]
+        old = [s.entry["name"] for s in self.segments] + self.replaced
+        self.replaced = []
+        previous = self.manifest["generation"] if self.manifest else "g000000"
+        manifest = {
+            "format": FORMAT,
+            "generation": f"g{int(previous[1:]) + 1:06d}",
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "model": model,
+            "normalized": True,
+            "metric": "inner_product",
+            "chunking": chunking,
+            "counts": _counts([c.live_counts() for c in catalogs]),
+            "segments": kept,
+            "retired": [name for name in old if name not in {e["name"] for e in kept}],
+            "sources": sources,
+        }
+        _write_manifest(self.index_dir, manifest)
+        _remove_stale(self.index_dir, keep={e["name"] for e in kept} | set(manifest["retired"]))
+        self.manifest = manifest
+        self.segments = catalogs
+
+    def _merge_tail(self, model: dict) -> None:
+        """Merge the newest segment into the one before while it holds at least 1/MERGE_RATIO of its passages."""
+        while len(self.segments) >= 2:
+            before, last = (int(s.live_counts()[1]) for s in self.segments[-2:])
+            if last * MERGE_RATIO < before:
+                return
+            self._merge(len(self.segments) - 2, model)
+
+    def compact(self) -> None:
+        """Check every file's checksum, then merge every segment into one without the deleted articles."""
+        self._verify(0)
+        if len(self.segments) > 1 or any(len(s.deleted) for s in self.segments):
+            self._merge(0, self.manifest["model"])
+
+    def _verify(self, first: int) -> None:
+        """Raise StoreError if a file of the segments from `first` on does not match its checksum."""
+        problem = _first_mismatch(self.index_dir, [s.entry for s in self.segments[first:]])
+        if problem:
+            raise StoreError(_broken(self.index_dir, problem))
+
+    def _merge(self, first: int, model: dict) -> None:
+        """Replace the segments from `first` on by one segment of their live articles, after checking checksums."""
+        self._verify(first)
+        opened = [Segment(self.index_dir, s.entry, (0, 0, 0), model["dimension"]) for s in self.segments[first:]]
+        merged = merge_parts(opened, model["dimension"])
+        entries = [s.entry for s in self.segments[:first]]
+        if merged.articles:
+            entries.append(_write_segment(self.index_dir, self._next_name(), merged))
+        self._switch(entries, model=model, chunking=self.manifest["chunking"], sources=self.manifest["sources"])
+
+
+def merge_parts(segments: list[Segment], dimension: int) -> Parts:
+    """Return the live contents of `segments` as the parts of one segment (vectors and postings reused)."""
+    articles, tables, passages, sentences, passage_vectors, sentence_vectors = [], [], [], [], [], []
+    vocabulary: dict[str, int] = {}
+    postings = []  # (term ids, rows, tf) per segment, rows already shifted
+    lengths = []
+    for segment in segments:
+        keep = segment.live_articles()
+        base_article, base_passage, base_sentence = len(articles), sum(map(len, passages)), sum(map(len, sentences))
+        records = dict(segment.query("SELECT row, record FROM articles"))
+        articles += [Article.from_json(json.loads(records[row])) for row in keep.tolist()]
+        article_map = np.full(len(segment.articles), -1, dtype=np.int64)
+        article_map[keep] = np.arange(len(keep)) + base_article
+        p_keep = np.flatnonzero(article_map[segment.passages[:, ARTICLE]] >= 0)
+        s_keep = np.flatnonzero(article_map[segment.sentences[:, ARTICLE]] >= 0)
+        sentence_map = np.full(len(segment.sentences) + 1, -1, dtype=np.int64)
+        sentence_map[s_keep] = np.arange(len(s_keep)) + base_sentence
+        sentence_map[len(segment.sentences)] = base_sentence + len(s_keep)
+        table = np.array(segment.passages[p_keep])
+        table[:, ARTICLE] = article_map[table[:, ARTICLE]]
+        table[:, FIRST_SENTENCE] = sentence_map[table[:, FIRST_SENTENCE]]
+        # A passage's last sentence + 1 is the next kept sentence (its article's sentences are all kept).
+        table[:, SENTENCE_STOP] = sentence_map[table[:, SENTENCE_STOP] - 1] + 1
+        passages.append(table)
+        rows = np.array(segment.sentences[s_keep])
+        rows[:, ARTICLE] = article_map[rows[:, ARTICLE]]
+        sentences.append(rows)
+        passage_vectors.append(segment.index.reconstruct_batch(p_keep) if len(p_keep) else np.zeros((0, dimension)))
+        sentence_vectors.append(np.asarray(segment.sentence_vectors[s_keep], dtype=np.float32))
+        first_passages = np.searchsorted(table[:, ARTICLE], np.arange(len(keep)) + base_article) + base_passage
+        first_sentences = np.searchsorted(rows[:, ARTICLE], np.arange(len(keep)) + base_article) + base_sentence
+        lengths_of = np.array(segment.articles[keep, 0])
+        tables.append(np.stack([lengths_of, first_passages, first_sentences], axis=1).reshape(-1, 3))
+        passage_map = np.full(len(segment.passages), -1, dtype=np.int64)
+        passage_map[p_keep] = np.arange(len(p_keep)) + base_passage
+        terms = [t for t, _ in sorted(segment.query("SELECT term, id FROM vocabulary"), key=lambda pair: pair[1])]
+        term_map = np.array([vocabulary.setdefault(t, len(vocabulary)) for t in terms], dtype=np.int64)
+        term_of_posting = np.repeat(np.arange(len(terms)), np.diff(segment.indptr))
+        shifted = passage_map[segment.rows]
+        alive = shifted >= 0
+        postings.append((term_map[term_of_posting[alive]], shifted[alive], segment.tf[alive]))
+        lengths.append(segment.lengths[p_keep])
+    return _merged_parts(
+        articles,
+        tables,
+        passages,
+        sentences,
+        passage_vectors,
+        sentence_vectors,
+        vocabulary,
+        postings,
+        lengths,
+        dimension,
+    )
+
+
+def _merged_parts(articles, tables, passages, sentences, passage_vectors, sentence_vectors, vocabulary, postings,
+                  lengths, dimension) -> Parts:  # fmt: skip
+    """Return the parts of a merged segment from its pieces: postings sorted by term, then passage."""
+    names = sorted(vocabulary, key=vocabulary.get)
+    order = sorted(range(len(names)), key=names.__getitem__)  # the vocabulary in sorted order, like a fresh build
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    term_ids = rank[np.concatenate([p[0] for p in postings])] if postings else np.zeros(0, dtype=np.int64)
+    rows = np.concatenate([p[1] for p in postings]) if postings else np.zeros(0, dtype=np.int64)
+    tf = np.concatenate([p[2] for p in postings]) if postings else np.zeros(0, dtype=np.float32)
+    by_term = np.lexsort((rows, term_ids))
+    indptr = np.zeros(len(names) + 1, dtype=np.int64)
+    np.add.at(indptr, term_ids + 1, 1)
+
+    def stack(parts: list[np.ndarray], width: int, dtype) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, width), dtype=dtype)
+
+    return Parts(
+        articles,
+        stack(tables, 3, np.int64),
+        stack(passages, 5, np.int64),
+        stack(sentences, 3, np.int64),
+        stack(passage_vectors, dimension, np.float32),
+        stack(sentence_vectors, dimension, np.float32),
+        [names[i] for i in order],
+        np.cumsum(indptr),
+        rows[by_term].astype(np.int32),
+        tf[by_term].astype(np.float32),
+        np.concatenate(lengths).astype(np.int32) if lengths else np.zeros(0, dtype=np.int32),
+    )
+
+
+@contextlib.contextmanager
+def open_writer(index_dir: Path, *, rebuild: bool = False, on_wait=None):
+    """Hold the index folder open for writing, with its write lock, for the `with` block; yield a LocalWriter.
+
+    With `rebuild`, the old index (even a damaged one) is ignored: the first commit replaces it.
+    """
+    index_dir = Path(index_dir)
+    with write_lock(index_dir, wait_message=on_wait):
+        if not rebuild:
+            yield LocalWriter(index_dir, read_manifest(index_dir))
+            return
+        try:
+            previous = read_manifest(index_dir)
+        except StoreError:
+            previous = None  # a rebuild over a damaged index
+        replaced = [s["name"] for s in previous["segments"]] if previous else []
+        yield LocalWriter(index_dir, None, replaced=replaced)

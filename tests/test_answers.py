@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import bm25s
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from assistant.answer import DECLINE
 from assistant.conversation import Conversation
 from assistant.retrieval import Filters, reciprocal_rank_fusion
 from embeddings import store as index_store
+from embeddings.passages import passage_document
 from embeddings.terms import terms
 from tests.conftest import SEEDS
 
@@ -126,7 +128,7 @@ def gold_rank(store, rows, gold: str) -> int | None:
 
 def test_fusion_finds_at_least_what_each_search_finds(seed_assistant):
     retriever = seed_assistant.retriever
-    total = len(retriever.store.passages)
+    total = retriever.store.passage_count
     ranks = {"dense": [], "lexical": [], "fused": []}
     for question, gold in KNOWN:
         _, dense = retriever.dense(retriever.encode_query(question), k=total)
@@ -145,17 +147,26 @@ def test_fusion_finds_at_least_what_each_search_finds(seed_assistant):
 
 def test_lexical_search_returns_the_best_bm25s_scores_best_first(seed_assistant):
     retriever = seed_assistant.retriever
-    bm25 = retriever.store.bm25
-    every_other = np.arange(0, len(retriever.store.passages), 2)
+    store = retriever.store
+    table = store.passage_table(np.arange(store.passage_count))
+    sentences = store.sentence_table(np.arange(store.sentence_rows))[:, 1:].tolist()
+    documents = [passage_document(store.article(a), sentences[f:t]) for a, _, _, f, t in table.tolist()]
+    bm25 = bm25s.BM25()  # the reference: bm25s's own scoring over the same passage terms
+    bm25.index([terms(document) for document in documents], show_progress=False)
+    tass = np.array([store.article(a).outlet == "TASS" for a in table[:, 0]])
     for question, _ in KNOWN:
         query = terms(question)
-        full = bm25.get_scores([t for t in query if t in bm25.vocab_dict])  # bm25s's own scoring, every passage
-        for allowed in (None, every_other):
-            expected = full if allowed is None else np.where(np.isin(np.arange(len(full)), allowed), full, 0)
-            rows = retriever.lexical(query, k=5, allowed=allowed)
+        full = bm25.get_scores([t for t in query if t in bm25.vocab_dict])
+        for filters in (None, Filters(frozenset({"TASS"}))):
+            expected = full if filters is None else np.where(tass, full, 0)
+            rows = retriever.lexical(query, k=5, filters=filters)
             assert len(rows) == min(5, int((expected > 0).sum())) and (expected[rows] > 0).all()
+            if not len(rows):
+                continue
             assert (np.diff(expected[rows]) <= 1e-6).all()  # best first
             assert expected[rows].min() >= np.sort(expected)[-len(rows)] - 1e-6  # no better passage left out
+            scores = store.lexical(query, k=5, filters=filters)[0]
+            np.testing.assert_allclose(scores, expected[rows], rtol=1e-5)  # the same BM25 scores as bm25s
 
 
 def test_follow_up_about_a_person_keeps_its_own_focus(seed_assistant):
@@ -173,16 +184,17 @@ def test_large_corpus_sentence_search_ranks_candidates_by_their_best_sentence(
 ):
     shutil.copytree(seed_index, tmp_path / "index")
     store = index_store.load(tmp_path / "index", model_fingerprint=encoder.fingerprint)
-    monkeypatch.setattr(retrieval, "EXHAUSTIVE_SENTENCES", 0)  # as if the corpus had more sentences than that
+    monkeypatch.setattr(index_store, "EXHAUSTIVE_SENTENCES", 0)  # as if the corpus had more sentences than that
     retriever = retrieval.Retriever(store, encoder)
     vector = retriever.encode_query("What weapons will the US station in Germany?")
-    candidates = np.arange(0, len(store.passages), 2)
-    # A later index run deletes old generations: questions to a store loaded before must still be answered.
-    shutil.rmtree(tmp_path / "index" / store.generation)
+    candidates = np.arange(0, store.passage_count, 2)
+    on_disk = np.load(tmp_path / "index" / store.segments[0].name / "sentences.f16.npy").astype(np.float32)
+    # A later index run deletes old segments: questions to a store loaded before must still be answered.
+    shutil.rmtree(tmp_path / "index" / store.segments[0].name)
     bounded = retriever.sentence_dense(vector, k=len(candidates), candidates=candidates)
     # Brute force: each candidate passage scored by its best sentence, from the float16 vectors on disk.
     best = {
-        int(row): max(np.asarray(store.sentence_vectors[first:stop], dtype=np.float32) @ vector)
-        for row, (first, stop) in zip(candidates, store.passages[candidates][:, 3:5])
+        int(row): max(on_disk[first:stop] @ vector)
+        for row, (first, stop) in zip(candidates, store.passage_table(candidates)[:, 3:5])
     }
     assert bounded.tolist() == sorted(best, key=lambda row: -best[row])

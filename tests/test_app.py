@@ -97,7 +97,7 @@ def test_open_article_shows_the_whole_text_with_the_cited_span_marked(app, seed_
     frames = at.get("iframe")
     assert frames, "the article view did not open"
     document = frames[0].proto.srcdoc
-    article = next(a for a in seed_assistant.store.articles if a.id == citation.article_id)
+    article = seed_assistant.store.article_by_id[citation.article_id]
     marked = re.search(r'<mark id="cited">(.*?)</mark>', document, re.S).group(1)
     assert marked.replace("&#x27;", "'").replace("&quot;", '"') == citation.excerpt
     assert len(document) > len(article.text)  # the whole article, not just its passage

@@ -23,35 +23,44 @@ def corpus(tmp_path):
     return folder
 
 
+def passage_vectors(store) -> np.ndarray:
+    """Return every passage vector of a loaded store, in passage rows."""
+    return np.vstack([s.index.reconstruct_n(0, s.index.ntotal) for s in store.segments])
+
+
 def vectors_by_article(index_dir) -> dict[str, np.ndarray]:
     store = index_store.load(index_dir)
-    vectors = store.passage_index.reconstruct_n(0, store.passage_index.ntotal)
-    rows = store.passages[:, index_store.ARTICLE]
-    return {a.id: vectors[rows == i] for i, a in enumerate(store.articles)}
+    vectors = passage_vectors(store)
+    rows = store.passage_table(np.arange(store.passage_rows))[:, index_store.ARTICLE]
+    return {store.article(i).id: vectors[rows == i] for i in store.live_article_rows().tolist()}
 
 
 def test_index_folder_is_plain_files_with_rows_matching(seed_index, encoder):
     manifest = json.loads((seed_index / "manifest.json").read_text())
     assert manifest["model"]["fingerprint"] == encoder.fingerprint and manifest["model"]["dimension"] == 384
-    assert manifest["normalized"] is True and set(manifest["articles"]) == {p.stem for p in SEEDS.iterdir()}
-    generation = seed_index / manifest["generation"]
-    assert not list(generation.rglob("*.pkl")) and not list(generation.rglob("*.pickle"))
+    assert not list(seed_index.rglob("*.pkl")) and not list(seed_index.rglob("*.pickle"))
     store = index_store.load(seed_index, model_fingerprint=encoder.fingerprint)
-    assert store.passage_index.ntotal == len(store.passages) == manifest["counts"]["passages"]
-    assert len(store.sentence_vectors) == len(store.sentences) == manifest["counts"]["sentences"]
+    store.verify()
+    assert set(store.article_by_id) == {p.stem for p in SEEDS.iterdir()}
+    assert store.passage_rows == store.passage_count == manifest["counts"]["passages"]
+    assert store.sentence_rows == manifest["counts"]["sentences"]
 
     # Row i of FAISS is passage i: compare with a brute-force encoding of each passage's text.
-    sentences = [(int(a), int(b)) for _, a, b in store.sentences]
-    texts = [passage_document(store.articles[row[0]], sentences[row[3] : row[4]]) for row in store.passages.tolist()]
+    sentences = store.sentence_table(np.arange(store.sentence_rows))[:, 1:].tolist()
+    table = store.passage_table(np.arange(store.passage_rows)).tolist()
+    texts = [passage_document(store.article(row[0]), sentences[row[3] : row[4]]) for row in table]
     expected = encoder.encode(texts)
-    stored = store.passage_index.reconstruct_n(0, store.passage_index.ntotal)
+    stored = passage_vectors(store)
     np.testing.assert_allclose(stored, expected, atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(stored, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(store.sentence_vectors(np.arange(store.sentence_rows)), encoder.encode(
+        [store.article(a).text[start:end] for a, start, end in store.sentence_table(np.arange(store.sentence_rows))]
+    ), atol=2e-3)  # fmt: skip
     # Exact search agrees with brute force.
-    query = encoder.encode(["What weapons will the US station in Germany?"])
-    _scores, rows = store.passage_index.search(query, 5)
-    brute = np.argsort(-(stored @ query[0]))[:5]
-    assert rows[0].tolist() == brute.tolist()
+    query = encoder.encode(["What weapons will the US station in Germany?"])[0]
+    _scores, rows = store.dense(query, k=5)
+    brute = np.argsort(-(stored @ query))[:5]
+    assert rows.tolist() == brute.tolist()
 
 
 def test_reindex_embeds_only_what_changed(corpus, tmp_path, encoder):
@@ -75,7 +84,7 @@ def test_reindex_embeds_only_what_changed(corpus, tmp_path, encoder):
     np.testing.assert_array_equal(after[kept.stem], before[kept.stem])  # reused, not re-embedded
     assert update.embedded_passages == len(after[changed.stem]) + len(after["new"])
     assert set(after) == {changed.stem, kept.stem, "new"}
-    assert "talks was scheduled" in index_store.load(index_dir).articles[0].text
+    assert "talks was scheduled" in index_store.load(index_dir).article_by_id[changed.stem].text
 
 
 def test_indexing_another_folder_keeps_what_is_indexed(corpus, tmp_path, encoder):
@@ -86,7 +95,7 @@ def test_indexing_another_folder_keeps_what_is_indexed(corpus, tmp_path, encoder
     (other / "extra.md").write_text("# Extra\n\nA separate report on grain exports was published today.\n")
     report = update_index([other], index_dir=index_dir, encoder=encoder, progress=False)
     assert report.added == ["extra"] and not report.removed and report.articles == 4
-    assert {a.id for a in index_store.load(index_dir).articles} == {p.stem for p in corpus.iterdir()} | {"extra"}
+    assert set(index_store.load(index_dir).article_by_id) == {p.stem for p in corpus.iterdir()} | {"extra"}
 
 
 def test_duplicate_articles_are_skipped_with_reason(corpus, tmp_path, encoder):
@@ -113,4 +122,4 @@ def test_new_chunking_settings_re_embed_everything_and_keep_other_folders(corpus
     assert sorted(report.updated) == sorted([p.stem for p in corpus.iterdir()] + ["extra"]) and not report.removed
     assert report.embedded_passages == report.passages
     manifest = index_store.read_manifest(index_dir)
-    assert manifest["chunking"]["passage_words"] == 30 and "extra" in manifest["articles"]
+    assert manifest["chunking"]["passage_words"] == 30 and "extra" in index_store.load(index_dir).article_by_id

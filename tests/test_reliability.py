@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import bm25s
 import faiss
 import numpy as np
 import pytest
@@ -23,7 +22,8 @@ from assistant.service import Assistant
 from embeddings import settings
 from embeddings import store as index_store
 from embeddings.articles import Article
-from embeddings.indexer import CHUNKING, update_index
+from embeddings.backend import Change, Embedded, Source
+from embeddings.indexer import CHUNKING, compact_index, update_index
 from embeddings.passages import chunk_article
 from embeddings.store import StoreError
 
@@ -50,10 +50,10 @@ def write_news(folder: Path, numbers) -> list[str]:
 
 
 def ids(index_dir: Path) -> set[str]:
-    """Return the ids of the articles in an index, after loading and checking it."""
+    """Return the ids of the articles in an index, after loading and checking it (checksums included)."""
     store = index_store.load(index_dir)
-    assert store.passage_index.ntotal == len(store.passages)
-    return {article.id for article in store.articles}
+    store.verify()
+    return set(store.article_by_id)
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.Popen:
@@ -208,33 +208,19 @@ def write_filler_index(index_dir: Path, encoder, *, articles: int = 100, sentenc
         vectors = random.standard_normal((n, encoder.dimension)).astype(np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
-    bm25 = bm25s.BM25()
-    bm25.index([["filler"]] * len(passage_rows), show_progress=False)
-    manifest = {
-        "model": encoder.describe(),
-        "normalized": True,
-        "metric": "inner_product",
-        "chunking": CHUNKING,
-        "counts": {"articles": articles, "passages": len(passage_rows), "sentences": len(sentence_rows)},
-        "articles": {a.id: a.hash for a in rows},
-        "sources": {"/nowhere/filler.jsonl": {"sha256": "0", "articles": [a.id for a in rows], "skipped": []}},
-    }
-    with index_store.write_lock(index_dir):
-        index_store.write(
-            index_dir,
-            manifest=manifest,
-            articles=rows,
-            passages=np.array(passage_rows),
-            sentences=np.array(sentence_rows),
-            passage_vectors=unit(len(passage_rows)),
-            sentence_vectors=unit(len(sentence_rows)),
-            bm25=bm25,
+    change = Change(sources={"/nowhere/filler.jsonl": Source("0")})
+    for article in rows:
+        spans, passages = chunk_article(article, **CHUNKING)
+        change.upserts.append(
+            Embedded(article, spans, passages, unit(len(passages)), unit(len(spans)), [["filler"]] * len(passages))
         )
+    with index_store.open_writer(index_dir) as writer:
+        writer.commit(change, model=encoder.describe(), chunking=CHUNKING)
     return {a.id for a in rows}
 
 
-def generations(index_dir: Path) -> set[str]:
-    return {p.name for p in index_dir.iterdir() if re.fullmatch(r"g\d{6}", p.name)}
+def segments(index_dir: Path) -> set[str]:
+    return {p.name for p in index_dir.iterdir() if re.fullmatch(r"s\d{6}", p.name)}
 
 
 def kill_when(process: subprocess.Popen, ready) -> bool:
@@ -263,8 +249,8 @@ def test_sigkill_at_any_point_leaves_the_old_index_or_the_new_one(tmp_path, enco
         return lambda: bool(staging(process))
 
     def after_rename_before_manifest(process, started):
-        before, manifest = generations(index_dir), manifest_path.read_text()
-        return lambda: bool(generations(index_dir) - before) and manifest_path.read_text() == manifest
+        before, manifest = segments(index_dir), manifest_path.read_text()
+        return lambda: bool(segments(index_dir) - before) and manifest_path.read_text() == manifest
 
     kill_points = [
         while_starting,
@@ -281,7 +267,8 @@ def test_sigkill_at_any_point_leaves_the_old_index_or_the_new_one(tmp_path, enco
 
         found = ids(index_dir)  # loads and checks the whole index
         assert found in (expected, expected | {f"news-{number}"}), kill_point.__name__
-        left = {p.name for p in index_dir.iterdir()} - entries - {index_store.read_manifest(index_dir)["generation"]}
+        named = {s["name"] for s in index_store.read_manifest(index_dir)["segments"]}
+        left = {p.name for p in index_dir.iterdir()} - entries - named
         if killed and found == expected and left:
             hit_while_writing.append(kill_point.__name__)
         expected = found
@@ -290,7 +277,9 @@ def test_sigkill_at_any_point_leaves_the_old_index_or_the_new_one(tmp_path, enco
     process = run_cli("index", str(tmp_path / "new"), "--index-dir", str(index_dir), "--quiet", cwd=tmp_path)
     assert process.wait() == cli.OK, process.stderr.read()
     assert ids(index_dir) == expected | {f"news-{n}" for n in range(len(kill_points))}
-    assert not list(index_dir.glob(".tmp-*")) and len(generations(index_dir)) <= 2
+    manifest = index_store.read_manifest(index_dir)
+    assert not list(index_dir.glob(".tmp-*"))
+    assert segments(index_dir) <= {s["name"] for s in manifest["segments"]} | set(manifest["retired"])
 
 
 def test_a_failure_while_writing_keeps_the_old_index(small_index, tmp_path, encoder, monkeypatch):
@@ -311,15 +300,18 @@ def test_a_failure_while_writing_keeps_the_old_index(small_index, tmp_path, enco
     report = update_index([tmp_path / "new"], index_dir=index_dir, encoder=encoder, progress=False)
     assert report.added == ["news-7"] and ids(index_dir) == before | {"news-7"}
     assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
-    manifest = index_store.read_manifest(index_dir)
-    folder = index_dir / manifest["generation"]
-    for name, size in manifest["files"].items():
-        assert (folder / name).stat().st_size == size
-        assert index_store._sha256(folder / name) == manifest["sha256"][name]
+    for segment in index_store.read_manifest(index_dir)["segments"]:
+        for name, size in segment["files"].items():
+            assert (index_dir / segment["name"] / name).stat().st_size == size
+            assert index_store._sha256(index_dir / segment["name"] / name) == segment["sha256"][name]
+
+
+def _segment(folder: Path, manifest: dict) -> Path:
+    return folder / manifest["segments"][0]["name"]
 
 
 def _truncate_faiss(folder: Path, manifest: dict) -> None:
-    file = folder / manifest["generation"] / "passages.faiss"
+    file = _segment(folder, manifest) / "passages.faiss"
     file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
 
 
@@ -329,7 +321,7 @@ def _edit_counts(folder: Path, manifest: dict) -> None:
 
 
 def _drop_manifest_field(folder: Path, manifest: dict) -> None:
-    del manifest["files"]
+    del manifest["segments"][0]["files"]
     (folder / index_store.MANIFEST).write_text(json.dumps(manifest))
 
 
@@ -343,19 +335,19 @@ def _truncate_manifest(folder: Path, manifest: dict) -> None:
     (folder / index_store.MANIFEST).write_text(text[: len(text) // 2])
 
 
-def _delete_generation(folder: Path, manifest: dict) -> None:
-    shutil.rmtree(folder / manifest["generation"])
+def _delete_segment(folder: Path, manifest: dict) -> None:
+    shutil.rmtree(_segment(folder, manifest))
 
 
-def _garbage_article_line(folder: Path, manifest: dict) -> None:
-    file = folder / manifest["generation"] / "articles.jsonl"
-    lines = file.read_text().splitlines(keepends=True)
-    lines[1] = "x" * (len(lines[1]) - 1) + "\n"  # the same size: only the checksum can tell
-    file.write_text("".join(lines))
+def _garbage_in_article_text(folder: Path, manifest: dict) -> None:
+    file = _segment(folder, manifest) / index_store.CATALOG
+    data = file.read_bytes()
+    at = data.index(b"district 1")  # the same size: only the checksum can tell
+    file.write_bytes(data[:at] + b"x" * 10 + data[at + 10 :])
 
 
 def _flip_vector_byte(folder: Path, manifest: dict) -> None:
-    file = folder / manifest["generation"] / "sentences.f16.npy"
+    file = _segment(folder, manifest) / "sentences.f16.npy"
     data = bytearray(file.read_bytes())
     data[-3] ^= 0xFF
     file.write_bytes(bytes(data))
@@ -369,8 +361,8 @@ def _flip_vector_byte(folder: Path, manifest: dict) -> None:
         _drop_manifest_field,
         _escape_generation,
         _truncate_manifest,
-        _delete_generation,
-        _garbage_article_line,
+        _delete_segment,
+        _garbage_in_article_text,
         _flip_vector_byte,
     ],
 )
@@ -380,10 +372,15 @@ def test_a_damaged_index_is_refused_with_a_way_to_rebuild(damage, small_index, t
     before = ids(index_dir)
     damage(index_dir, json.loads((index_dir / index_store.MANIFEST).read_text()))
 
+    def ask_once_checked() -> None:
+        assistant = Assistant(index_dir, encoder=encoder)
+        assistant.store.verification.result()  # checksums are checked on a second thread after loading
+        assistant.ask("Which plan did the council of district 1 approve on Monday?")
+
     for attempt in (
-        lambda: index_store.load(index_dir),
-        lambda: Assistant(index_dir, encoder=encoder),
-        lambda: update_index([small_index / "articles"], index_dir=index_dir, encoder=encoder, progress=False),
+        lambda: index_store.load(index_dir).verify(),
+        ask_once_checked,
+        lambda: compact_index(index_dir),
     ):
         with pytest.raises(StoreError, match=r"damaged: .+ Rebuild it with: assistant index --rebuild"):
             attempt()
@@ -420,12 +417,13 @@ def test_the_manifest_records_model_identity_normalization_and_counts(small_inde
     store = index_store.load(small_index / "index")
     assert manifest["model"] == encoder.describe()
     assert manifest["normalized"] is True and manifest["metric"] == "inner_product"
+    (segment,) = store.segments
     assert manifest["counts"] == {
-        "articles": len(store.articles),
-        "passages": store.passage_index.ntotal,
-        "sentences": len(store.sentence_vectors),
+        "articles": len(store.article_by_id),
+        "passages": segment.index.ntotal,
+        "sentences": len(segment.sentence_vectors),
     }
-    vectors = store.passage_index.reconstruct_n(0, store.passage_index.ntotal)
+    vectors = segment.index.reconstruct_n(0, segment.index.ntotal)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
@@ -462,14 +460,14 @@ def test_faiss_rows_must_match_passage_rows(small_index, tmp_path):
     index_dir = tmp_path / "index"
     shutil.copytree(small_index / "index", index_dir)
     manifest = index_store.read_manifest(index_dir)
-    file = index_dir / manifest["generation"] / "passages.faiss"
+    file = _segment(index_dir, manifest) / "passages.faiss"
     index = faiss.read_index(str(file))
     short = faiss.IndexFlatIP(index.d)
     short.add(index.reconstruct_n(0, index.ntotal - 1))
     faiss.write_index(short, str(file))
     # A writer bug, not damage: sizes and checksums agree with the files.
-    manifest["files"]["passages.faiss"] = file.stat().st_size
-    manifest["sha256"]["passages.faiss"] = index_store._sha256(file)
+    manifest["segments"][0]["files"]["passages.faiss"] = file.stat().st_size
+    manifest["segments"][0]["sha256"]["passages.faiss"] = index_store._sha256(file)
     (index_dir / index_store.MANIFEST).write_text(json.dumps(manifest))
 
     with pytest.raises(StoreError, match="the FAISS index does not have one vector per passage"):
@@ -557,9 +555,24 @@ def test_readers_keep_answering_while_another_process_indexes(small_index, tmp_p
     assert indexing.wait() == cli.OK, indexing.stderr.read()
     assert errors == []
     assistant.reload_if_changed()
-    assert any(reloads) and set(added) <= {a.id for a in assistant.store.articles}
-    texts = {a.id: a.text for a in assistant.store.articles}
+    assert any(reloads) and set(added) <= set(assistant.store.article_by_id)
+    texts = {i: a.text for i, a in assistant.store.article_by_id.items()}
     cited = [c for answer in answers for c in answer.citations]
     assert cited and all(texts[c.article_id][c.start : c.end] == c.excerpt for c in cited)
     final = assistant.ask("Which plan did the council of district 31 approve on Monday?")
     assert any(c.article_id == "news-31" for c in final.citations)
+
+
+def test_a_folder_deleted_while_its_checksums_are_checked_is_reported_as_damage(small_index, tmp_path, monkeypatch):
+    index_dir = tmp_path / "index"
+    shutil.copytree(small_index / "index", index_dir)
+    checksum = index_store._sha256
+
+    def delete_then_hash(path: Path) -> str:
+        shutil.rmtree(index_dir, ignore_errors=True)  # e.g. another program removes the index while it loads
+        return checksum(path)
+
+    monkeypatch.setattr(index_store, "_sha256", delete_then_hash)
+    store = index_store.load(index_dir)
+    with pytest.raises(StoreError, match=r"damaged: .+ is unreadable .+ Rebuild it with: assistant index --rebuild"):
+        store.verify()

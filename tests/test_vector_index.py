@@ -41,9 +41,10 @@ def test_large_collections_get_an_approximate_index_close_to_exact(tmp_path):
     assert np.allclose(index.reconstruct(123), vectors[123], atol=1e-3)  # float16 codes, direct map kept
 
 
-def test_search_parameters_restrict_both_tiers_to_allowed_rows():
+def test_search_restricts_both_tiers_to_admitted_rows():
     vectors = clustered_unit_vectors(8_000)
-    allowed = np.arange(0, 8_000, 7)
+    admitted = np.zeros(8_000, dtype=bool)
+    admitted[::7] = True
     for index in (vector_index.build(vectors), vector_index.build(vectors, exact_limit=1_000)):
-        rows = vector_index.search(index, vectors[:5], 10, allowed=allowed)[1]
-        assert rows.size and np.isin(rows[rows >= 0], allowed).all()
+        rows = vector_index.search(index, vectors[:5], 10, admitted=admitted)[1]
+        assert rows.size and admitted[rows[rows >= 0]].all()

@@ -1,0 +1,184 @@
+"""Segments: writes proportional to the change, results equal to a fresh build, streaming input, resumed runs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from assistant import cli
+from assistant.retrieval import Retriever
+from embeddings import articles as article_readers
+from embeddings import indexer
+from embeddings import store as index_store
+from embeddings.indexer import compact_index, update_index
+from embeddings.settings import MAX_FILE_BYTES
+from embeddings.terms import terms
+from tests.conftest import SEEDS
+
+QUESTIONS = [
+    "What did Peskov say about China?",
+    "What weapons will the US station in Germany?",
+    "Who did Belousov call?",
+    "How did Peskov describe the results of the NATO summit?",
+    "Are there prerequisites for negotiations?",
+]
+
+
+def results(index_dir, encoder) -> list[dict]:
+    """Return what each question finds: BM25, dense and sentence rankings with scores, fused hits, term counts."""
+    store = index_store.load(index_dir, model_fingerprint=encoder.fingerprint)
+    retriever = Retriever(store, encoder)
+
+    def spans(rows) -> list[tuple]:
+        return [(store.article(a).id, s, e) for a, s, e in store.passage_table(rows)[:, :3].tolist()]
+
+    found = []
+    for question in QUESTIONS:
+        vector = encoder.encode([question])[0]
+        lexical_scores, lexical = store.lexical(terms(question), k=12)
+        dense_scores, dense = store.dense(vector, k=12)
+        found.append(
+            {
+                "lexical": list(zip(spans(lexical), lexical_scores.tolist())),
+                "dense": list(zip(spans(dense), np.round(dense_scores, 5).tolist())),
+                "sentences": spans(store.sentence_dense(vector, k=12)),
+                "hits": [(h.article.id, h.start, h.end, round(h.score, 6)) for h in retriever.search(question, k=8)],
+                "frequency": [store.passage_frequency(t) for t in terms(question)],
+            }
+        )
+    return found
+
+
+def segment_files(index_dir) -> dict:
+    """Return each segment file with its inode and modification time."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in index_dir.glob("s*/*")}
+
+
+def test_changes_write_new_segments_only_and_search_equals_a_fresh_build(tmp_path, encoder, monkeypatch):
+    monkeypatch.setattr(index_store, "MERGE_RATIO", 0)  # keep every segment apart, to test results across them
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    seeds = sorted(SEEDS.iterdir())
+    for path in seeds[:3]:
+        shutil.copy(path, corpus / path.name)
+    update_index([corpus], index_dir=index_dir, encoder=encoder, progress=False)
+    written = segment_files(index_dir)
+
+    for path in seeds[3:]:  # two new articles
+        shutil.copy(path, corpus / path.name)
+    report = update_index([corpus], index_dir=index_dir, encoder=encoder, progress=False)
+    assert sorted(report.added) == [p.stem for p in seeds[3:]]
+    assert all(segment_files(index_dir)[p] == stamp for p, stamp in written.items())  # old files untouched
+    manifest = index_store.read_manifest(index_dir)
+    assert [s["counts"]["articles"] for s in manifest["segments"]] == [3, 2]
+
+    changed = corpus / seeds[0].name  # one article updated, one deleted
+    changed.write_text(changed.read_text() + "\nThe Kremlin later said a new round of talks was scheduled.\n")
+    (corpus / seeds[1].name).unlink()
+    report = update_index([corpus], index_dir=index_dir, encoder=encoder, progress=False)
+    assert report.updated == [seeds[0].stem] and report.removed == [seeds[1].stem]
+    manifest = index_store.read_manifest(index_dir)
+    assert len(manifest["segments"]) == 3 and sorted(manifest["segments"][0]["deleted"]) == [0, 1]
+    assert manifest["counts"]["articles"] == 4
+
+    fresh = tmp_path / "fresh"
+    update_index([corpus], index_dir=fresh, encoder=encoder, progress=False)
+    assert len(index_store.read_manifest(fresh)["segments"]) == 1
+    expected = results(fresh, encoder)
+    assert results(index_dir, encoder) == expected  # BM25 statistics, rankings and scores across segments
+
+    compact_index(index_dir)
+    manifest = index_store.read_manifest(index_dir)
+    assert len(manifest["segments"]) == 1 and not manifest["segments"][0]["deleted"]
+    assert manifest["counts"] == index_store.read_manifest(fresh)["counts"]
+    assert results(index_dir, encoder) == expected
+
+
+def test_small_segments_are_merged_as_they_come(tmp_path, encoder):
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    for path in sorted(SEEDS.iterdir()):
+        shutil.copy(path, corpus / path.name)
+        update_index([corpus], index_dir=index_dir, encoder=encoder, progress=False)
+    manifest = index_store.read_manifest(index_dir)
+    sizes = [s["counts"]["passages"] for s in manifest["segments"]]
+    assert all(later * index_store.MERGE_RATIO < earlier for earlier, later in itertools.pairwise(sizes))
+    assert {p.name for p in index_dir.glob("s*")} <= {s["name"] for s in manifest["segments"]} | set(
+        manifest["retired"]
+    )
+    fresh = tmp_path / "fresh"
+    update_index([corpus], index_dir=fresh, encoder=encoder, progress=False)
+    assert results(index_dir, encoder) == results(fresh, encoder)
+
+
+def test_a_jsonl_file_is_read_as_a_stream_with_the_size_limit_per_article(tmp_path, encoder):
+    feed = tmp_path / "feed.jsonl"
+    with feed.open("w", encoding="utf-8") as handle:
+        handle.write(
+            json.dumps({"id": "first", "text": (SEEDS / sorted(p.name for p in SEEDS.iterdir())[0]).read_text()})
+        )
+        handle.write("\n" + json.dumps({"id": "huge", "text": "word " * (MAX_FILE_BYTES // 5 + 10)}) + "\n")
+        handle.write((" " * (MAX_FILE_BYTES // 2) + "\n") * 3)  # blank lines: the file is over twice the limit
+        handle.write(
+            json.dumps({"id": "last", "text": (SEEDS / sorted(p.name for p in SEEDS.iterdir())[1]).read_text()})
+        )
+    assert feed.stat().st_size > 2 * MAX_FILE_BYTES
+    report = update_index([feed], index_dir=tmp_path / "index", encoder=encoder, progress=False)
+    assert sorted(report.added) == ["first", "last"]
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        (f"{feed}:2", f"line is over {MAX_FILE_BYTES / 1e6:.0f} MB, the limit for one article")
+    ]
+
+
+def test_an_interrupted_run_resumes_without_embedding_again(tmp_path, encoder, monkeypatch):
+    monkeypatch.setattr(indexer, "BATCH_TEXTS", 10)  # every seed article is a batch of its own
+    index_dir = tmp_path / "index"
+    batches = []
+
+    def interrupt_in_third_batch(done: int, total: int) -> None:
+        if total not in batches:
+            batches.append(total)
+        if len(batches) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        update_index(
+            [SEEDS], index_dir=index_dir, encoder=encoder, progress=False, on_progress=interrupt_in_third_batch
+        )
+    committed = index_store.read_manifest(index_dir)["counts"]
+    assert committed["articles"] == 2
+
+    report = update_index([SEEDS], index_dir=index_dir, encoder=encoder, progress=False)
+    assert len(report.added) == 3 and report.articles == 5
+    assert report.embedded_passages == report.passages - committed["passages"]  # the first two not embedded again
+    again = update_index([SEEDS], index_dir=index_dir, encoder=encoder, progress=False)
+    assert not again.changed and again.embedded_passages == 0
+
+
+def test_an_unexpected_failure_reading_one_file_names_it_and_keeps_what_is_indexed(tmp_path, capsys, monkeypatch):
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    shutil.copy(sorted(SEEDS.iterdir())[0], corpus / "plain.txt")
+    page = "<html><head><title>Grain exports</title></head><body><article><p>{}</p></article></body></html>"
+    body = "The ministry said grain exports rose by a tenth in May. Traders expect more shipments in June."
+    (corpus / "page.html").write_text(page.format(body), encoding="utf-8")
+    assert cli.main(["index", str(corpus), "--index-dir", str(index_dir), "--quiet"]) == cli.OK
+    capsys.readouterr()
+
+    def broken_dependency(*args, **kwargs):
+        raise ImportError("lxml.html.clean module is now a separate project lxml_html_clean")
+
+    monkeypatch.setattr(article_readers, "_from_html", broken_dependency)
+    (corpus / "page.html").write_text(page.format(body + " Prices fell."), encoding="utf-8")
+    shutil.copy(sorted(SEEDS.iterdir())[1], corpus / "other.txt")
+    code = cli.main(["index", str(corpus), "--index-dir", str(index_dir), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == cli.PARTIAL and "Traceback" not in out + err
+    (line,) = [line for line in out.splitlines() if "page.html" in line]
+    assert "could not be read (ImportError: lxml.html.clean module is now a separate project" in line
+    assert line.endswith("; the version indexed earlier is kept")
+    assert set(index_store.load(index_dir).article_by_id) == {"plain", "page", "other"}
