@@ -19,8 +19,7 @@ from assistant.conversation import Conversation
 from assistant.export import conversation_markdown
 from assistant.retrieval import Filters
 from assistant.service import Assistant
-from embeddings import settings
-from embeddings import store as index_store
+from embeddings import backend, settings
 from embeddings.articles import SUPPORTED_SUFFIXES
 from embeddings.encoder import ModelError
 from embeddings.indexer import update_index
@@ -34,9 +33,9 @@ st.html(render.STYLE)
 
 
 @st.cache_resource(show_spinner="Loading the model and the index…")
-def load_assistant(index_dir: str) -> Assistant:
-    """Return the assistant over `index_dir`, shared by every session of this process."""
-    return Assistant(Path(index_dir))
+def load_assistant(where: str) -> Assistant:
+    """Return the assistant over the index at `where` (a folder, or Milvus), shared by every session of this process."""
+    return Assistant(settings.index_location(Path(where)))
 
 
 def progress_bar(label: str):
@@ -74,15 +73,15 @@ def show_turn(turn: dict) -> None:
                 show_article(citation, article)
 
 
-index_dir = settings.index_dir()
+index_dir = settings.index_location()
 try:
-    if index_store.manifest_signature(index_dir) is None:  # reruns must not parse a large manifest
+    if not backend.exists(index_dir):  # reruns must not parse a large manifest
         with st.status("First run: indexing the seed articles…", expanded=True) as status:
             built = update_index([SEEDS], index_dir=index_dir, progress=False, on_progress=progress_bar("Embedding"))
             status.update(label=f"Indexed {built.articles} seed articles.", state="complete", expanded=False)
     assistant = load_assistant(str(index_dir))
     assistant.reload_if_changed()
-except (index_store.StoreError, ModelError) as error:
+except (backend.StoreError, ModelError) as error:
     st.error(f"The index in {index_dir} cannot be used: {error}")
     st.stop()
 
@@ -156,7 +155,7 @@ with st.sidebar:
                     encoder=assistant.encoder,
                     on_progress=progress_bar("Embedding"),
                 )
-            except (index_store.StoreError, ModelError, OSError) as error:
+            except (backend.StoreError, ModelError, OSError) as error:
                 st.error(f"Nothing was added: {error}")
                 st.stop()
         assistant.reload_if_changed()

@@ -196,7 +196,8 @@ def _eval(args) -> int:
         from embeddings.indexer import update_index
 
         articles, questions = read_squad(args.squad)
-        file = write_articles(articles, args.index_dir)
+        folder = args.index_dir if isinstance(args.index_dir, Path) else settings.cache_dir() / "squad"
+        file = write_articles(articles, folder)
         print(update_index([file], index_dir=args.index_dir, model_path=args.model, progress=True).summary())
     else:
         questions = read_questions(args.questions)

@@ -254,6 +254,15 @@ def open_reader(location: Path, *, model_fingerprint: str | None = None) -> Read
     return store.load(Path(location), model_fingerprint=model_fingerprint)
 
 
+def exists(location: Path) -> bool:
+    """Return True if an index was written at `location` (cheap: a page checks it on every rerun)."""
+    from embeddings import milvus_store, store
+
+    if isinstance(location, milvus_store.MilvusLocation):
+        return milvus_store.exists(location)
+    return store.manifest_signature(Path(location)) is not None
+
+
 def recorded_model(location: Path) -> dict | None:
     """Return the model recorded by the index at `location`, None if there is no index yet."""
     from embeddings import milvus_store, store

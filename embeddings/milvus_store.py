@@ -131,7 +131,7 @@ def connect(location: MilvusLocation):
     if location.lite and not location.uri.endswith(".db"):
         raise StoreError(f"A Milvus Lite location must be a path ending in .db, not {location.uri!r}.")
     try:
-        return MilvusClient(location.uri, token=location.token or "")
+        return _Client(MilvusClient(location.uri, token=location.token or ""), location)
     except MilvusException as error:
         if location.lite and _locked(Path(location.uri)):
             raise StoreError(
@@ -140,6 +140,26 @@ def connect(location: MilvusLocation):
                 f"{location.uri} --host 127.0.0.1 --port 19530, and use --milvus-uri http://127.0.0.1:19530"
             ) from error
         raise StoreError(f"Cannot open Milvus at {location.uri}: {error.message}") from error
+
+
+class _Client:
+    """A MilvusClient whose failures are StoreErrors naming the location."""
+
+    def __init__(self, client, location: MilvusLocation):
+        self.client, self.location = client, location
+
+    def __getattr__(self, name: str):
+        from pymilvus.exceptions import MilvusException
+
+        method = getattr(self.client, name)
+
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except MilvusException as error:
+                raise StoreError(f"Milvus at {self.location} failed: {error.message}") from error
+
+        return call
 
 
 def _locked(folder: Path) -> bool:
@@ -274,6 +294,11 @@ class Entry:
     date: str
     passages: int
     sentences: int
+
+    @property
+    def indexed(self) -> Indexed:
+        """Return what the writer reports of this article."""
+        return Indexed(self.id, self.hash, self.source, self.text_key)
 
 
 def catalogue(milvus: Milvus, generation: int) -> tuple[dict[str, Entry], list[tuple[str, int]]]:
@@ -570,16 +595,16 @@ class MilvusWriter:
     def indexed(self, article_id: str) -> Indexed | None:
         """Return the live article with this id, None if there is none."""
         entry = self.live.get(article_id)
-        return Indexed(entry.id, entry.hash, entry.source) if entry else None
+        return entry.indexed if entry else None
 
     def with_text(self, text: str) -> Indexed | None:
         """Return the live article whose text_key is `text`, None if there is none."""
         entry = self.by_text.get(text)
-        return Indexed(entry.id, entry.hash, entry.source) if entry and entry.id in self.live else None
+        return entry.indexed if entry and entry.id in self.live else None
 
     def from_source(self, source: str) -> list[Indexed]:
         """Return the live articles read from the file `source`."""
-        return [Indexed(e.id, e.hash, e.source) for e in self.live.values() if e.source == source]
+        return [e.indexed for e in self.live.values() if e.source == source]
 
     def sources(self) -> dict[str, Source]:
         """Return the source files recorded by the index (each path's latest committed record)."""
@@ -713,6 +738,11 @@ def _rows(embedded, generation: int) -> tuple[list[dict], list[dict], list[dict]
 def open_reader(location: MilvusLocation, *, model_fingerprint: str | None = None) -> MilvusReader:
     """Return the committed version of the Milvus index at `location`, for questions."""
     return MilvusReader(location, model_fingerprint=model_fingerprint)
+
+
+def exists(location: MilvusLocation) -> bool:
+    """Return True if an index was committed at `location`."""
+    return Milvus(location).committed() is not None
 
 
 def recorded_model(location: MilvusLocation) -> dict | None:
