@@ -126,7 +126,7 @@ def connect(location: MilvusLocation):
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
-    logging.getLogger("pymilvus").setLevel(logging.ERROR)  # its warnings are about client internals
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # its failures become StoreErrors, its warnings are noise
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # Milvus Lite logs calls it lacks (AllocTimestamp)
     if location.lite and not location.uri.endswith(".db"):
         raise StoreError(f"A Milvus Lite location must be a path ending in .db, not {location.uri!r}.")
@@ -184,6 +184,15 @@ class Milvus:
         self.state, self.articles, self.passages, self.sentences = (
             f"{location.prefix}_{kind}" for kind in ("state", "articles", "passages", "sentences")
         )
+        self.load()
+
+    def load(self) -> None:
+        """Load the existing collections that are not loaded (Milvus Lite starts with every collection released)."""
+        from pymilvus.client.types import LoadState
+
+        for name in self.names:
+            if self.client.has_collection(name) and self.client.get_load_state(name)["state"] != LoadState.Loaded:
+                self.client.load_collection(name)
 
     @property
     def names(self) -> tuple[str, str, str, str]:
@@ -475,7 +484,9 @@ class MilvusReader:
         keys = self._row_keys(rows, self.passage_base)
         found = {r["id"]: r["vector"] for r in self.milvus.client.get(self.milvus.passages, ids=keys,
                                                                        output_fields=["vector"])}  # fmt: skip
-        return np.asarray([found[k] for k in keys], dtype=np.float32).reshape(len(keys), -1) @ vector
+        return (
+            np.asarray([found[k] for k in keys], dtype=np.float32).reshape(len(keys), self.model["dimension"]) @ vector
+        )
 
     def lexical(self, terms: list[str], *, k: int, filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (scores, rows) of the k best passages by Milvus's BM25 that share a term with `terms`, best first.
