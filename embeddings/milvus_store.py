@@ -440,6 +440,11 @@ class MilvusReader:
             table.append((article, start, end, base + first, base + stop))
         return np.asarray(table, dtype=np.int64).reshape(-1, 5)
 
+    def passage_text(self, row: int) -> str:
+        """Return the article text spanned by passage `row`."""
+        article, start, end = self.passage_table([row])[0, :3].tolist()
+        return self.article(article).text[start:end]
+
     def sentence_table(self, rows) -> np.ndarray:
         """Return int64 rows (ARTICLE, START, END) of the sentences `rows`."""
         articles, numbers = self._locate(rows, self.sentence_base)
@@ -491,8 +496,9 @@ class MilvusReader:
     def lexical(self, terms: list[str], *, k: int, filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (scores, rows) of the k best passages by Milvus's BM25 that share a term with `terms`, best first.
 
-        Milvus Lite returns BM25 scores negated (smaller is better, like its distances): they are made positive here.
-        Milvus Lite keeps BM25 statistics per segment; a cluster keeps them per collection.
+        Milvus Lite returns BM25 scores negated (smaller is better, like its distances): they are made positive here,
+        and divided by k1 + 1, which Milvus multiplies in and Lucene (and bm25s, the local backend) leaves out. Milvus
+        Lite keeps BM25 statistics per segment; a cluster keeps them per collection.
         """
         if not terms:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
@@ -500,7 +506,7 @@ class MilvusReader:
             self.milvus.passages, " ".join(terms), "sparse", k, filters, {"metric_type": "BM25"}
         )
         keep = scores > 0
-        return scores[keep], rows[keep]
+        return scores[keep] / (1 + BM25["bm25_k1"]), rows[keep]
 
     def passage_frequency(self, term: str) -> int:
         """Return how many passages hold `term` (a stemmed term), counted by Milvus's text match, once per reader."""

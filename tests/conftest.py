@@ -1,7 +1,13 @@
-"""Shared fixtures: the real model, and an index of the seed articles built once per test run."""
+"""Shared fixtures: the real model, an index of the seed articles built once per test run, and index locations on
+each backend: local files, Milvus Lite in this process, and a `milvus-lite server` on 127.0.0.1 started here."""
 
 from __future__ import annotations
 
+import itertools
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,9 +15,12 @@ import pytest
 from assistant.service import Assistant
 from embeddings.encoder import Encoder
 from embeddings.indexer import update_index
+from embeddings.milvus_store import MilvusLocation
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
+BACKENDS = ["local", "milvus-lite", "milvus-server"]
+_prefixes = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +47,55 @@ def seed_index(tmp_path_factory, encoder) -> Path:
 def seed_assistant(seed_index, encoder) -> Assistant:
     """Return an assistant over the seed index."""
     return Assistant(seed_index, encoder=encoder)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory) -> str:
+    """Start `milvus-lite server` on a free port of 127.0.0.1 for the test run; return its URI."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path_factory.mktemp("milvus-server") / "server.db"
+    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(folder), "--host", "127.0.0.1"]
+    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"milvus-lite server did not start: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def new_location(kind: str, folder: Path, request) -> Path | MilvusLocation:
+    """Return an empty index location of backend `kind` (one of BACKENDS); `folder` is a fresh folder."""
+    if kind == "local":
+        return folder / "index"
+    if kind == "milvus-lite":
+        return MilvusLocation(str(folder / "index.db"))
+    return MilvusLocation(request.getfixturevalue("milvus_server"), prefix=f"t{next(_prefixes)}")
+
+
+def location_args(location) -> list[str]:
+    """Return the command-line options that choose `location`."""
+    if isinstance(location, MilvusLocation):
+        return ["--milvus-uri", location.uri]
+    return ["--index-dir", str(location)]
+
+
+@pytest.fixture(params=BACKENDS)
+def location(request, tmp_path) -> Path | MilvusLocation:
+    """Return an empty index location on each backend in turn."""
+    return new_location(request.param, tmp_path, request)
+
+
+@pytest.fixture(params=BACKENDS[1:])
+def milvus_location(request, tmp_path) -> MilvusLocation:
+    """Return an empty Milvus location: Milvus Lite in this process, then collections on the local server."""
+    return new_location(request.param, tmp_path, request)

@@ -6,10 +6,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -62,37 +60,10 @@ def seeds(encoder) -> list[Embedded]:
     return [embed(article, encoder) for article in articles]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """Start `milvus-lite server` on a free port of 127.0.0.1; return its URI."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    folder = tmp_path_factory.mktemp("milvus-server") / "server.db"
-    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(folder), "--host", "127.0.0.1"]
-    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"milvus-lite server did not start: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=30)
-
-
-@pytest.fixture(params=["lite", "server"])
-def location(request, tmp_path) -> ms.MilvusLocation:
-    """Return an empty Milvus location: a Milvus Lite folder in this process, or collections on the local server."""
-    if request.param == "lite":
-        return ms.MilvusLocation(str(tmp_path / "index.db"))
-    prefix = "t" + format(abs(hash(request.node.name)) % 10**12, "d")
-    return ms.MilvusLocation(request.getfixturevalue("server"), prefix=prefix)
+@pytest.fixture
+def location(milvus_location) -> ms.MilvusLocation:
+    """Return an empty Milvus location (Milvus Lite in this process, then the local server): Milvus only here."""
+    return milvus_location
 
 
 def write(location, change: Change, *, rebuild=False, model=None) -> None:
@@ -117,7 +88,7 @@ def spans(reader, rows) -> list[tuple]:
 
 
 def exact_bm25(passages: list[tuple], query: list[str], *, k1=1.5, b=0.75) -> np.ndarray:
-    """Return the BM25 score of every passage for `query` (Lucene's idf), computed here."""
+    """Return the BM25 score of every passage for `query` as Lucene computes it, here."""
     counts = [Counter(p[4]) for p in passages]
     lengths = np.array([len(p[4]) for p in passages], dtype=float)
     scores = np.zeros(len(passages))
@@ -127,7 +98,7 @@ def exact_bm25(passages: list[tuple], query: list[str], *, k1=1.5, b=0.75) -> np
             continue
         idf = math.log(1 + (len(passages) - frequency + 0.5) / (frequency + 0.5))
         tf = np.array([c[term] for c in counts], dtype=float)
-        scores += query.count(term) * idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / lengths.mean()))
+        scores += query.count(term) * idf * tf / (tf + k1 * (1 - b + b * lengths / lengths.mean()))
     return scores
 
 
