@@ -73,26 +73,32 @@ def milvus_server(tmp_path_factory) -> str:
     process.wait(timeout=30)
 
 
-def new_location(kind: str, folder: Path, request) -> Path | MilvusLocation:
-    """Return an empty index location of backend `kind` (one of BACKENDS); `folder` is a fresh folder."""
+def new_location(kind: str, folder: Path, request, *, prefix: str | None = None) -> Path | MilvusLocation:
+    """Return an empty index location of backend `kind` (one of BACKENDS); `folder` is a fresh folder.
+
+    On the shared server each location gets collections of its own, named by `prefix` or a new one.
+    """
     if kind == "local":
         return folder / "index"
     if kind == "milvus-lite":
         return MilvusLocation(str(folder / "index.db"))
-    return MilvusLocation(request.getfixturevalue("milvus_server"), prefix=f"t{next(_prefixes)}")
+    return MilvusLocation(request.getfixturevalue("milvus_server"), prefix=prefix or f"t{next(_prefixes)}")
 
 
 def location_args(location) -> list[str]:
-    """Return the command-line options that choose `location`."""
+    """Return the command-line options that choose `location` (with $ASSISTANT_MILVUS_PREFIX if not "news")."""
     if isinstance(location, MilvusLocation):
         return ["--milvus-uri", location.uri]
     return ["--index-dir", str(location)]
 
 
 @pytest.fixture(params=BACKENDS)
-def location(request, tmp_path) -> Path | MilvusLocation:
-    """Return an empty index location on each backend in turn."""
-    return new_location(request.param, tmp_path, request)
+def location(request, tmp_path, monkeypatch) -> Path | MilvusLocation:
+    """Return an empty index location on each backend in turn; the command line finds it (location_args)."""
+    location = new_location(request.param, tmp_path, request)
+    if isinstance(location, MilvusLocation):
+        monkeypatch.setenv("ASSISTANT_MILVUS_PREFIX", location.prefix)
+    return location
 
 
 @pytest.fixture(params=BACKENDS[1:])
