@@ -209,6 +209,9 @@ def test_writing_an_article_again_replaces_it_and_deleting_removes_it(location, 
     assert after.passage_count == sum(len(e.passages) for e in live)
     vector = encoder.encode([QUESTIONS[1]])[0]  # the deleted Bloomberg article held its answer
     assert seeds[4].article.id not in {a for a, _, _ in spans(after, after.dense(vector, k=20)[1])}
+    with backend.open_writer(location) as writer:
+        writer.compact()
+    assert set(backend.open_reader(location).article_by_id) == set(after.article_by_id)
     for name in after.milvus.names[2:]:  # the replaced and deleted rows are gone from the engine too
         count = after.milvus.client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"]
         assert count == (after.passage_count if name.endswith("passages") else after.sentence_count)
