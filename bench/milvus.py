@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import shutil
 import sys
 import tempfile
 import time
@@ -162,6 +163,7 @@ def main() -> None:
         print(f"{name}: written and indexed in {seconds:.0f} s ({args.passages // COMMIT or 1} commits)", flush=True)
         report(reader, probes, questions, vectors, embedded)
         print(flush=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
