@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from embeddings import settings
@@ -39,10 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--milvus-token", metavar="TOKEN", help="Milvus token (default: $ASSISTANT_MILVUS_TOKEN)")
 
     index = commands.add_parser("index", help="index article files (.txt .md .html .jsonl) or folders of them")
-    index.add_argument(
-        "paths", nargs="*", type=Path, default=[Path("seeds")], help="files or folders (default: seeds/)"
-    )
+    index.add_argument("paths", nargs="*", type=Path, help="files or folders (default: seeds/, none with --compact)")
     index.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything again")
+    index.add_argument(
+        "--compact", action="store_true", help="then merge the index's segments into one, checking every checksum"
+    )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     common(index)
 
@@ -105,18 +107,24 @@ def format_answer(answer) -> str:
 
 
 def _index(args) -> int:
-    from embeddings.indexer import update_index
+    from embeddings.indexer import compact_index, update_index
 
     def waiting() -> None:
         print(f"Waiting for another indexing run on {args.index_dir} to finish...", file=sys.stderr)
 
-    report = update_index(
-        args.paths, index_dir=args.index_dir, model_path=args.model, rebuild=args.rebuild,
-        progress=not args.quiet, on_wait=waiting,
-    )  # fmt: skip
-    print(report.summary())
+    report = None
+    if args.paths or not args.compact:
+        report = update_index(
+            args.paths or [Path("seeds")], index_dir=args.index_dir, model_path=args.model, rebuild=args.rebuild,
+            progress=not args.quiet, on_wait=waiting,
+        )  # fmt: skip
+        print(report.summary())
+    if args.compact:
+        started = time.perf_counter()
+        compact_index(args.index_dir, on_wait=waiting)
+        print(f"Compacted: one segment, every file's checksum checked, in {time.perf_counter() - started:.1f} s.")
     print(f"Index: {args.index_dir}")
-    return PARTIAL if report.skipped else OK
+    return PARTIAL if report and report.skipped else OK
 
 
 def _batch_lines(source: str):

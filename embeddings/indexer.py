@@ -1,4 +1,4 @@
-"""Indexer: scan article files, embed only what changed, and write a new generation of the index."""
+"""Indexer: scan article files as streams, embed only what changed, and commit it to the index in batches."""
 
 from __future__ import annotations
 
@@ -130,6 +130,7 @@ class Run:
         self.embedded_texts = 0
         self.bar = None
         self.on_progress = None
+        self.batch_texts = BATCH_TEXTS
 
     def rereading(self, source: str) -> bool:
         """Return True if `source` lies under the paths of this run (read again now, or removed as gone)."""
@@ -185,7 +186,7 @@ class Run:
         self.pending.append(item)
         self.chunks.append(chunk_article(item, **CHUNKING))
         self.pending_texts += sum(map(len, self.chunks[-1]))
-        if self.pending_texts >= BATCH_TEXTS and not self.rechunk:
+        if self.pending_texts >= self.batch_texts and not self.rechunk:
             self.commit()
 
     def duplicate(self, article: Article, name: str) -> str | None:
@@ -300,6 +301,7 @@ def update_index(
     progress: bool = True,
     on_wait=None,
     on_progress=None,
+    batch_texts: int = BATCH_TEXTS,
 ) -> IndexReport:
     """Index the article files under `paths` into `index_dir`, embedding only new or changed articles.
 
@@ -307,7 +309,8 @@ def update_index(
     elsewhere is kept. With `rebuild`, the old index is ignored and everything is embedded again.
     The model is `encoder` if given, else the one in `model_path`, else the index's own, else the default.
     Files are read as streams and articles committed in batches: an interrupted run, run again, embeds only
-    what the first did not commit. `on_progress(done, total)` is called as texts are embedded (a page's bar).
+    what the first did not commit (a batch is `batch_texts` texts). `on_progress(done, total)` is called as texts
+    are embedded (a page's bar).
 
     Raises:
         StoreError: the existing index is damaged or was built with another model (use `rebuild`).
@@ -320,7 +323,7 @@ def update_index(
         files, skipped = scan([Path(p) for p in paths])
         report = IndexReport(skipped=skipped)
         run = Run(writer, encoder, [Path(p).resolve() for p in paths], report, rechunk)
-        run.on_progress = on_progress
+        run.on_progress, run.batch_texts = on_progress, batch_texts
         _read_all(run, files, progress)
         report.articles, report.passages = writer.counts()["articles"], writer.counts()["passages"]
     report.seconds = time.perf_counter() - started

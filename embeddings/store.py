@@ -395,7 +395,7 @@ class Store:
             found = segment.query("SELECT record FROM articles WHERE row = ?", (row - segment.article_offset,))
             article = Article.from_json(json.loads(found[0][0]))
             if len(self._articles) >= 4096:
-                self._articles.pop(next(iter(self._articles)))
+                self._articles.pop(next(iter(self._articles), None), None)
             self._articles[row] = article
         return article
 
@@ -810,7 +810,7 @@ def parts_of(embedded: list[Embedded], dimension: int) -> Parts:
         np.array(passages, dtype=np.int64).reshape(-1, 5),
         np.array(sentences, dtype=np.int64).reshape(-1, 3),
         stack([item.passage_vectors for item in embedded]),
-        stack([item.sentence_vectors for item in embedded]),
+        stack([item.sentence_vectors for item in embedded]).astype(np.float16),
         vocabulary,
         indptr,
         rows,
@@ -855,7 +855,7 @@ def _write_segment(index_dir: Path, name: str, parts: Parts) -> dict:
         "articles.npy": parts.article_table,
         "passages.npy": parts.passages,
         "sentences.npy": parts.sentences,
-        "sentences.f16.npy": parts.sentence_vectors.astype(np.float16),
+        "sentences.f16.npy": parts.sentence_vectors.astype(np.float16, copy=False),
         "bm25.indptr.npy": parts.indptr,
         "bm25.rows.npy": parts.rows,
         "bm25.tf.npy": parts.tf,
@@ -1066,7 +1066,7 @@ def merge_parts(segments: list[Segment], dimension: int) -> Parts:
         rows[:, ARTICLE] = article_map[rows[:, ARTICLE]]
         sentences.append(rows)
         passage_vectors.append(segment.index.reconstruct_batch(p_keep) if len(p_keep) else np.zeros((0, dimension)))
-        sentence_vectors.append(np.asarray(segment.sentence_vectors[s_keep], dtype=np.float32))
+        sentence_vectors.append(np.asarray(segment.sentence_vectors[s_keep]))  # float16, as written
         first_passages = np.searchsorted(table[:, ARTICLE], np.arange(len(keep)) + base_article) + base_passage
         first_sentences = np.searchsorted(rows[:, ARTICLE], np.arange(len(keep)) + base_article) + base_sentence
         lengths_of = np.array(segment.articles[keep, 0])
@@ -1117,7 +1117,7 @@ def _merged_parts(articles, tables, passages, sentences, passage_vectors, senten
         stack(passages, 5, np.int64),
         stack(sentences, 3, np.int64),
         stack(passage_vectors, dimension, np.float32),
-        stack(sentence_vectors, dimension, np.float32),
+        stack(sentence_vectors, dimension, np.float16),
         [names[i] for i in order],
         np.cumsum(indptr),
         rows[by_term].astype(np.int32),

@@ -12,7 +12,6 @@ import pytest
 from assistant import cli
 from assistant.retrieval import Retriever
 from embeddings import articles as article_readers
-from embeddings import indexer
 from embeddings import store as index_store
 from embeddings.indexer import compact_index, update_index
 from embeddings.settings import MAX_FILE_BYTES
@@ -134,8 +133,7 @@ def test_a_jsonl_file_is_read_as_a_stream_with_the_size_limit_per_article(tmp_pa
     ]
 
 
-def test_an_interrupted_run_resumes_without_embedding_again(tmp_path, encoder, monkeypatch):
-    monkeypatch.setattr(indexer, "BATCH_TEXTS", 10)  # every seed article is a batch of its own
+def test_an_interrupted_run_resumes_without_embedding_again(tmp_path, encoder):
     index_dir = tmp_path / "index"
     batches = []
 
