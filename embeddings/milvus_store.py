@@ -13,7 +13,8 @@ Collections, named PREFIX_state, PREFIX_articles, PREFIX_passages, PREFIX_senten
     sentences  "A|g|n": sentence n of A: the passage holding it first, outlet, date, unit vector
 
 ("|" stands for the unit separator \\x1f.) Every row carries the generation g of the commit that wrote it. A commit
-writes its rows with g = G + 1, flushes them, then switches the state row to G + 1: that upsert is the commit point.
+writes its rows with g = G + 1, then switches the state row to G + 1: that upsert is the commit point (the
+collections read with Strong consistency, so a reader that sees the switch sees the rows).
 Readers search `generation <= G` and keep only each article's live version, so a commit is seen whole or not at all.
 After the switch the rows it replaced are deleted; a writer that finds rows above G (a crash before the switch) or
 replaced rows (a crash after it) deletes them before writing. Outlet and date are copied onto passages and sentences,
@@ -243,7 +244,7 @@ class Milvus:
                 schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
                                              input_field_names=["terms"], output_field_names=["sparse"]))  # fmt: skip
                 index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25)
-            self.client.create_collection(name, schema=schema, index_params=index)
+            self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
 
     def drop(self) -> None:
         """Delete the four collections and everything in them."""
@@ -254,11 +255,6 @@ class Milvus:
         """Insert `rows` into collection `name`, in batches."""
         for first in range(0, len(rows), BATCH):
             self.client.insert(name, rows[first : first + BATCH])
-
-    def flush(self) -> None:
-        """Persist what was written to every collection."""
-        for name in self.names:
-            self.client.flush(name)
 
     def settle(self) -> None:
         """Make written rows searchable through their indexes: flush, then release and load every collection.
@@ -672,10 +668,7 @@ class MilvusWriter:
                   for path in change.dropped_sources]  # fmt: skip
         for name, rows in zip(self.milvus.names, (state, articles, passages, sentences)):
             self.milvus.insert(name, rows)
-        self.milvus.flush()
-        record = json.dumps({"generation": number, "model": model, "chunking": chunking}, ensure_ascii=False)
-        self.milvus.client.upsert(self.milvus.state, [_state_row(_STATE, _STATE, _STATE, number, 0, record)])
-        self.milvus.client.flush(self.milvus.state)
+        self._switch(number, model, chunking)
         # Committed. Now the rows of the versions it replaced, and the records of the sources it changed, go.
         replaced = [(i, self.live[i].generation) for i in [e.article.id for e in change.upserts] + change.deletes
                     if i in self.live]  # fmt: skip
@@ -691,6 +684,11 @@ class MilvusWriter:
             names = ", ".join(literal(p) for p in changed[first : first + BATCH])
             self.milvus.client.delete(self.milvus.state, filter=f'kind == "source" and name in [{names}] and '
                                                                  f"generation < {number}")  # fmt: skip
+
+    def _switch(self, number: int, model: dict, chunking: dict) -> None:
+        """Make generation `number` the committed one: one upsert of the state row, the commit point."""
+        record = json.dumps({"generation": number, "model": model, "chunking": chunking}, ensure_ascii=False)
+        self.milvus.client.upsert(self.milvus.state, [_state_row(_STATE, _STATE, _STATE, number, 0, record)])
 
     def compact(self) -> None:
         """Ask Milvus to merge its segments and drop deleted rows (it does so in the background too)."""

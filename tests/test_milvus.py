@@ -221,18 +221,18 @@ def test_a_commit_is_seen_whole_or_not_at_all_and_the_next_writer_recovers(tmp_p
     location = ms.MilvusLocation(str(tmp_path / "index.db"))
     write(location, Change(upserts=seeds[:3]))
 
-    def crash(self, pairs=True):
-        if pairs:  # (a writer opening the index deletes no versions: nothing was replaced)
+    def crash(self, what, *more):
+        if what:  # (a writer opening the index deletes no versions, [], since nothing was replaced)
             raise KeyboardInterrupt  # killed between two steps of a commit
 
     replaced = embed(shortened(seeds[0].article, 500), encoder)
-    for step, switched in ((ms.Milvus, "flush"), (ms.MilvusWriter, "_delete_versions")):
+    for step, switched in ((ms.MilvusWriter, "_switch"), (ms.MilvusWriter, "_delete_versions")):
         with monkeypatch.context() as patch:
             patch.setattr(step, switched, crash)  # before the state row switches to the commit, or after
             with pytest.raises(KeyboardInterrupt), backend.open_writer(location) as writer:
                 writer.commit(Change(upserts=[replaced, seeds[3]]), model=writer.model, chunking=CHUNKING)
         reader = backend.open_reader(location)
-        live = seeds[:3] if switched == "flush" else [replaced, *seeds[1:4]]
+        live = seeds[:3] if switched == "_switch" else [replaced, *seeds[1:4]]
         assert {i: a.text for i, a in reader.article_by_id.items()} == {e.article.id: e.article.text for e in live}
     write(location, Change(upserts=[seeds[4]]))  # the next writer deletes what the crashes left, then commits
     reader = backend.open_reader(location)
