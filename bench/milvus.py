@@ -93,6 +93,25 @@ def build(location, embedded: list[Embedded], model: dict) -> float:
     return time.perf_counter() - started
 
 
+def segments_indexed(location: MilvusLocation) -> str:
+    """Return how many of Milvus Lite's segments of passages and sentences have their vector index attached.
+
+    Read from the engine running in this process: a segment without one is searched by brute force.
+    """
+    import os
+
+    from milvus_lite import server_manager_instance
+
+    database = server_manager_instance._servers[os.path.abspath(location.uri)][1]
+    segments = [
+        segment
+        for name in (f"{location.prefix}_passages", f"{location.prefix}_sentences")
+        for segment in database.get_collection(name)._segment_cache.values()
+        if segment.num_rows
+    ]
+    return f"{sum('vector' in s.indexes for s in segments)} of {len(segments)} segments indexed"
+
+
 def measure(reader, probes, vectors, embedded, filters) -> tuple[list[float], float]:
     """Return the dense search latencies (ms) and the recall@10 against exact search under `filters`."""
     admitted = np.array([filters is None or filters.admits(e.article) for e in embedded])
@@ -160,8 +179,11 @@ def main() -> None:
     for name, location in locations.items():
         seconds = build(location, embedded, encoder.describe())
         reader = backend.open_reader(location)
-        print(f"{name}: written and indexed in {seconds:.0f} s ({args.passages // COMMIT or 1} commits)", flush=True)
+        state = f"; {segments_indexed(location)}" if isinstance(location, MilvusLocation) else ""
+        print(f"{name}: written and indexed in {seconds:.0f} s ({args.passages // COMMIT or 1} commits{state})")
         report(reader, probes, questions, vectors, embedded)
+        if isinstance(location, MilvusLocation):
+            print(f"  after the searches: {segments_indexed(location)}")
         print(flush=True)
     shutil.rmtree(work, ignore_errors=True)
 
