@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,17 +257,29 @@ class Milvus:
         for first in range(0, len(rows), BATCH):
             self.client.insert(name, rows[first : first + BATCH])
 
-    def settle(self) -> None:
-        """Make written rows searchable through their indexes: flush, then release and load every collection.
+    def settle(self, *, attempts: int = 5) -> None:
+        """Make written rows searchable through their indexes: release, flush and load every collection again.
 
         Milvus Lite searches rows still in memory, and flushed segments whose index is not built yet, by brute force,
         without saying so (1.7 s a search at 30k passages in memory, 150 ms flushed, 35 ms indexed); loading again
-        builds every segment's index first.
+        builds every segment's index first. Released, it builds no index in the background after the flush; one that
+        it was still writing when the load began makes the load fail ("No data left in file"): it is tried again.
+        A Milvus cluster indexes new segments itself, and searches them meanwhile: nothing is done there (releasing
+        would stop every reader).
         """
+        if not self.client.get_server_version().startswith("milvus_lite"):
+            return
         for name in self.names:
-            self.client.flush(name)
             self.client.release_collection(name)
-            self.client.load_collection(name)
+            self.client.flush(name)
+            for attempt in range(attempts):
+                try:
+                    self.client.load_collection(name)
+                    break
+                except StoreError:
+                    if attempt == attempts - 1:
+                        raise
+                    time.sleep(1 + attempt)
 
     def scan(self, name: str, where: str, fields: list[str]) -> list[dict]:
         """Return every row of collection `name` that passes `where`, with `fields`."""

@@ -3,11 +3,11 @@ each backend: local files, Milvus Lite in this process, and a `milvus-lite serve
 
 from __future__ import annotations
 
-import itertools
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,6 @@ from embeddings.milvus_store import MilvusLocation
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 BACKENDS = ["local", "milvus-lite", "milvus-server"]
-_prefixes = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +81,7 @@ def new_location(kind: str, folder: Path, request, *, prefix: str | None = None)
         return folder / "index"
     if kind == "milvus-lite":
         return MilvusLocation(str(folder / "index.db"))
-    return MilvusLocation(request.getfixturevalue("milvus_server"), prefix=prefix or f"t{next(_prefixes)}")
+    return MilvusLocation(request.getfixturevalue("milvus_server"), prefix=prefix or f"t{uuid.uuid4().hex}")
 
 
 def location_args(location) -> list[str]:
