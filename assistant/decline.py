@@ -54,14 +54,10 @@ def term_share(weights: dict[str, float], found: set[str], keys=None, *, empty: 
 def _window_terms(retriever: Retriever, candidate: Candidate) -> frozenset[str]:
     """Return the terms of a sentence with its neighbours in the same article (they often name what it refers to)."""
     store = retriever.store
-    first = last = candidate.row
-    if first > 0 and store.sentence_table([first - 1])[0, ARTICLE] == candidate.article_row:
-        first -= 1
-    if last + 1 < store.sentence_rows and store.sentence_table([last + 1])[0, ARTICLE] == candidate.article_row:
-        last += 1
-    text = store.article(candidate.article_row).text
-    (start, _, _), (_, _, end) = store.sentence_table([first, last])[:, [START, END, END]].tolist()
-    return term_set(text[start:end])
+    rows = range(max(candidate.row - 1, 0), min(candidate.row + 2, store.sentence_rows))
+    window = store.sentence_table(rows)
+    same = window[window[:, ARTICLE] == candidate.article_row]  # an article's sentences have consecutive rows
+    return term_set(store.article(candidate.article_row).text[same[0, START] : same[-1, END]])
 
 
 def evidence(

@@ -34,7 +34,7 @@ from embeddings.indexer import update_index  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CORPUS = [DATA / "bbc_news" / "bbc_news.jsonl", DATA / "reuters21578" / "reuters21578.jsonl"]
-SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+SIZES = {"10k": 10_000, "100k": 100_000, "300k": 300_000, "1m": 1_000_000}
 
 
 def peak_rss_mb() -> float:
@@ -160,13 +160,14 @@ def add(index_dir: Path, files: list[Path], stand_in: ReusedVectors) -> dict:
 
 
 def load_seconds(index_dir: Path, repeat: int = 3) -> list[float]:
-    """Return the time from loading the index (and the model) to the first answer, in a fresh process each time."""
+    """Return the time from loading the index to its first answer (the model loaded before), in fresh processes."""
     import subprocess
 
     code = (
-        "import time; from assistant.service import Assistant; started = time.perf_counter(); "
-        f"a = Assistant({str(index_dir)!r}); a.ask('What did the central bank say about interest rates?'); "
-        "print(time.perf_counter() - started)"
+        "import time; from assistant.service import Assistant; from embeddings.encoder import Encoder; "
+        "encoder = Encoder(); encoder.encode(['warm up']); started = time.perf_counter(); "
+        f"a = Assistant({str(index_dir)!r}, encoder=encoder); "
+        "a.ask('What did the central bank say about interest rates?'); print(time.perf_counter() - started)"
     )
     runs = []
     for _ in range(repeat):

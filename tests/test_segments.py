@@ -144,9 +144,10 @@ def test_an_interrupted_run_resumes_without_embedding_again(tmp_path, encoder):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        update_index(
-            [SEEDS], index_dir=index_dir, encoder=encoder, progress=False, on_progress=interrupt_in_third_batch
-        )
+        update_index(  # a batch of 10 texts: every seed article is committed on its own
+            [SEEDS], index_dir=index_dir, encoder=encoder, progress=False, on_progress=interrupt_in_third_batch,
+            batch_texts=10,
+        )  # fmt: skip
     committed = index_store.read_manifest(index_dir)["counts"]
     assert committed["articles"] == 2
 
