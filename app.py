@@ -54,9 +54,10 @@ st.html(render.STYLE)
 
 
 @st.cache_resource(show_spinner="Loading the model and the index…")
-def load_assistant(index_dir: str) -> Assistant:
-    """Return the assistant over `index_dir`, shared by every session of this process, its model warmed up."""
-    assistant = Assistant(Path(index_dir))
+def load_assistant(where: str) -> Assistant:
+    """Return the assistant over the index at `where` (a folder, or Milvus), shared by every session of this process,
+    its model warmed up."""
+    assistant = Assistant(settings.index_location(Path(where)))
     assistant.encoder.encode(["warm up"])  # onnxruntime's first call takes about 0.3 s: not the first question's
     return assistant
 
@@ -128,7 +129,7 @@ def ask_example(question: str) -> None:
     st.session_state.example = question
 
 
-index_dir = settings.index_dir()
+index_dir = settings.index_location()
 try:
     if not backend.index_exists(index_dir):
         box = st.empty()

@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--model", default=None, help="local sentence-transformers folder (default: the index's model)"
         )
+        command.add_argument(
+            "--milvus-uri",
+            metavar="URI",
+            help="keep the index in Milvus instead: a path ending in .db (Milvus Lite) or http://host:19530 "
+            "(default: $ASSISTANT_MILVUS_URI)",
+        )
+        command.add_argument("--milvus-token", metavar="TOKEN", help="Milvus token (default: $ASSISTANT_MILVUS_TOKEN)")
 
     index = commands.add_parser("index", help="index article files (.txt .md .html .jsonl) or folders of them")
     index.add_argument("paths", nargs="*", type=Path, help="files or folders (default: seeds/, none with --compact)")
@@ -265,7 +272,8 @@ def _eval(args) -> int:
         from embeddings.indexer import update_index
 
         articles, questions = read_squad(args.squad)
-        file = write_articles(articles, args.index_dir)
+        folder = args.index_dir if isinstance(args.index_dir, Path) else settings.cache_dir() / "squad"
+        file = write_articles(articles, folder)
         print(update_index([file], index_dir=args.index_dir, model_path=args.model, progress=True).summary())
     else:
         questions = read_questions(args.questions)
@@ -301,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     from embeddings.encoder import ModelError
 
     args = _parser().parse_args(argv)
-    args.index_dir = args.index_dir or settings.index_dir()
+    args.index_dir = settings.index_location(args.index_dir, args.milvus_uri, args.milvus_token)
     try:
         return {"index": _index, "ask": _ask, "timeline": _timeline, "chat": _chat, "eval": _eval}[args.command](args)
     except (StoreError, ModelError, ValueError, OSError) as error:

@@ -21,11 +21,11 @@ class Assistant:
     """Answers questions over one index folder with one model, both loaded once."""
 
     def __init__(self, index_dir: Path, *, model_path: str | Path | None = None, encoder: Encoder | None = None):
-        model = backend.recorded_model(Path(index_dir))
+        model = backend.recorded_model(index_dir)
         if model is None:
             raise backend.StoreError(f"No index in {index_dir}. Build one with: assistant index PATH ...")
         self.encoder = encoder or encoder_for_index({"model": model}, model_path)
-        self.index_dir = Path(index_dir)
+        self.index_dir = index_dir
         self.retriever = Retriever(self._open(), self.encoder)
         self._reloading = threading.Lock()
         self._overview: tuple[backend.Reader, CorpusOverview] | None = None

@@ -258,22 +258,28 @@ class Writer(Protocol):
 
 def open_reader(location: Path, *, model_fingerprint: str | None = None) -> Reader:
     """Return the index at `location` loaded for questions; a different model fingerprint is refused (StoreError)."""
-    from embeddings import store
+    from embeddings import milvus_store, store
 
+    if isinstance(location, milvus_store.MilvusLocation):
+        return milvus_store.open_reader(location, model_fingerprint=model_fingerprint)
     return store.load(Path(location), model_fingerprint=model_fingerprint)
 
 
 def index_exists(location: Path) -> bool:
     """Return True if there is an index at `location` (cheap: page reruns call it)."""
-    from embeddings import store
+    from embeddings import milvus_store, store
 
+    if isinstance(location, milvus_store.MilvusLocation):
+        return milvus_store.exists(location)
     return store.manifest_signature(Path(location)) is not None
 
 
 def recorded_model(location: Path) -> dict | None:
     """Return the model recorded by the index at `location`, None if there is no index yet."""
-    from embeddings import store
+    from embeddings import milvus_store, store
 
+    if isinstance(location, milvus_store.MilvusLocation):
+        return milvus_store.recorded_model(location)
     manifest = store.read_manifest(Path(location))
     return manifest["model"] if manifest else None
 
@@ -283,6 +289,8 @@ def open_writer(location: Path, *, rebuild: bool = False, on_wait=None) -> Abstr
 
     `on_wait()` is called if another process holds the index and this one waits for it.
     """
-    from embeddings import store
+    from embeddings import milvus_store, store
 
+    if isinstance(location, milvus_store.MilvusLocation):
+        return milvus_store.open_writer(location, rebuild=rebuild, on_wait=on_wait)
     return store.open_writer(Path(location), rebuild=rebuild, on_wait=on_wait)

@@ -321,9 +321,9 @@ def update_index(
         ModelError: the model folder cannot be used.
     """
     started = time.perf_counter()
-    with backend.open_writer(Path(index_dir), rebuild=rebuild, on_wait=on_wait) as writer:
+    with backend.open_writer(index_dir, rebuild=rebuild, on_wait=on_wait) as writer:
         encoder = encoder or encoder_for_index({"model": writer.model} if writer.model else None, model_path)
-        rechunk = _check_model(writer, encoder, Path(index_dir))
+        rechunk = _check_model(writer, encoder, index_dir)
         files, skipped = scan([Path(p) for p in paths])
         report = IndexReport(skipped=skipped)
         run = Run(writer, encoder, [Path(p).resolve() for p in paths], report, rechunk)
@@ -352,5 +352,5 @@ def _read_all(run: Run, files: list[Path], progress: bool) -> None:
 
 def compact_index(index_dir: Path, *, on_wait=None) -> None:
     """Merge the index's segments into one, dropping deleted articles (after checking every file's checksum)."""
-    with backend.open_writer(Path(index_dir), on_wait=on_wait) as writer:
+    with backend.open_writer(index_dir, on_wait=on_wait) as writer:
         writer.compact()

@@ -17,6 +17,21 @@ def index_dir() -> Path:
     return Path(os.environ.get("ASSISTANT_INDEX_DIR", "index"))
 
 
+def index_location(folder: Path | None = None, milvus_uri: str | None = None, milvus_token: str | None = None):
+    """Return where the index lives: Milvus if a URI is given or in $ASSISTANT_MILVUS_URI, else the index folder.
+
+    A URI that is a path ending in .db is Milvus Lite; the token is `milvus_token` or $ASSISTANT_MILVUS_TOKEN; the
+    collections' names start with $ASSISTANT_MILVUS_PREFIX, else "news" (several indexes can share one Milvus).
+    """
+    uri = milvus_uri or os.environ.get("ASSISTANT_MILVUS_URI")
+    if uri:
+        from embeddings.milvus_store import MilvusLocation
+
+        token = milvus_token or os.environ.get("ASSISTANT_MILVUS_TOKEN")
+        return MilvusLocation(uri, token, os.environ.get("ASSISTANT_MILVUS_PREFIX", "news"))
+    return folder or index_dir()
+
+
 def model_path() -> str:
     """Return the sentence-transformers folder to embed with: $ASSISTANT_MODEL, else the packaged MiniLM."""
     configured = os.environ.get("ASSISTANT_MODEL")

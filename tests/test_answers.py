@@ -12,10 +12,12 @@ from assistant import retrieval
 from assistant.answer import DECLINE
 from assistant.conversation import Conversation
 from assistant.retrieval import Filters, reciprocal_rank_fusion
+from assistant.service import Assistant
 from embeddings import store as index_store
+from embeddings.indexer import update_index
 from embeddings.passages import passage_document
 from embeddings.terms import terms
-from tests.conftest import SEEDS
+from tests.conftest import BACKENDS, SEEDS, new_location
 
 # Questions about the seeds, each with a string that the answer's cited excerpts must contain.
 KNOWN = [
@@ -49,6 +51,16 @@ OFF_TOPIC = [
     "What is the price of Bitcoin today?",
 ]
 SEED_TEXT = {path.stem: path.read_bytes().decode("utf-8") for path in SEEDS.iterdir()}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def seed_assistant(request, seed_index, encoder, tmp_path_factory) -> Assistant:
+    """Return an assistant over the seed articles on each backend in turn: every answer test runs on each."""
+    if request.param == "local":
+        return Assistant(seed_index, encoder=encoder)
+    location = new_location(request.param, tmp_path_factory.mktemp("seeds"), request)
+    update_index([SEEDS], index_dir=location, encoder=encoder, progress=False)
+    return Assistant(location, encoder=encoder)
 
 
 def assert_exact_spans(answer) -> None:

@@ -404,3 +404,17 @@ def test_uploaded_names_cannot_leave_the_upload_folder(tmp_path):
     assert refused == [] and not (tmp_path / "escape.txt").exists()
     saved, refused = save_uploads([("a.txt", text), ("a.txt", text)], folder)
     assert len(saved) == 1 and "also named a.txt" in refused[0].reason
+
+
+def test_the_page_runs_on_milvus_lite_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_MILVUS_URI", str(tmp_path / "index.db"))
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "unused"))
+    monkeypatch.setenv("ASSISTANT_UPLOAD_DIR", str(tmp_path / "uploads"))
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    assert not at.exception and at.status[0].label == "Indexed 5 seed articles."
+    assert overview_count(at, "Articles") == 5 and not (tmp_path / "unused").exists()
+    answer = ask(at, NATO).session_state["turns"][0]["answer"]
+    assert not answer.abstained and len({c.outlet for c in answer.citations if c.outlet}) >= 2
+    at = upload(at, [("zebra.txt", HOSTILE.encode())])
+    assert overview_count(at, "Articles") == 6  # written to Milvus by the page's own process, then reloaded

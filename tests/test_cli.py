@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import BACKENDS, ROOT, SEEDS, location_args, new_location
 
 CONTRACT = {"question": str, "answer": str, "abstained": bool, "citations": list}
 CITATION = {
@@ -18,21 +18,22 @@ CITATION = {
 }  # fmt: skip
 
 
-def run(*args, stdin: str | None = None, cwd=ROOT):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run(*args, stdin: str | None = None, cwd=ROOT, **environment):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **environment)
     return subprocess.run(
         [sys.executable, "-m", "assistant", *args], input=stdin, capture_output=True, text=True, cwd=cwd, env=env,
         timeout=300,
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def cli_index(tmp_path_factory):
-    index_dir = tmp_path_factory.mktemp("cli-index")
-    result = run("index", "--index-dir", str(index_dir), "--quiet")  # default PATH is seeds/
+@pytest.fixture(scope="module", params=BACKENDS)
+def cli_index(request, tmp_path_factory) -> list[str]:
+    """Return the options that choose an index of the seeds, built by `assistant index` on each backend in turn."""
+    location = new_location(request.param, tmp_path_factory.mktemp("cli-index"), request, prefix="news")
+    result = run("index", *location_args(location), "--quiet")  # default PATH is seeds/
     assert result.returncode == 0, result.stderr
-    assert "Indexed 5 articles" in result.stdout and str(index_dir) in result.stdout
-    return index_dir
+    assert "Indexed 5 articles" in result.stdout and str(location) in result.stdout
+    return location_args(location)
 
 
 def check_contract(answer: dict) -> None:
@@ -48,7 +49,7 @@ def check_contract(answer: dict) -> None:
 
 
 def test_ask_json_cites_the_bloomberg_tomahawk_sentence(cli_index):
-    result = run("ask", "--json", "What weapons will the US station in Germany?", "--index-dir", str(cli_index))
+    result = run("ask", "--json", "What weapons will the US station in Germany?", *cli_index)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     check_contract(answer)
@@ -58,7 +59,7 @@ def test_ask_json_cites_the_bloomberg_tomahawk_sentence(cli_index):
 
 
 def test_ask_prints_a_readable_answer_with_sources(cli_index):
-    result = run("ask", "Who did Belousov call?", "--index-dir", str(cli_index))
+    result = run("ask", "Who did Belousov call?", *cli_index)
     assert result.returncode == 0, result.stderr
     assert "Lloyd Austin" in result.stdout and "Sources:" in result.stdout and "[1] Bloomberg" in result.stdout
 
@@ -71,7 +72,7 @@ def test_batch_answers_in_input_order_with_history(cli_index, tmp_path):
         {"question": "How do I bake sourdough bread?"},
     ]
     batch = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
-    result = run("ask", "--batch", "-", "--index-dir", str(cli_index), stdin=batch)
+    result = run("ask", "--batch", "-", *cli_index, stdin=batch)
     assert result.returncode == 1, result.stderr  # one line was bad
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     expected = [line["question"] if isinstance(line, dict) else None for line in lines]
@@ -83,12 +84,19 @@ def test_batch_answers_in_input_order_with_history(cli_index, tmp_path):
     assert answers[3]["abstained"] and answers[3]["citations"] == []
     file = tmp_path / "questions.jsonl"
     file.write_text(json.dumps(lines[0]) + "\n")
-    from_file = run("ask", "--batch", str(file), "--index-dir", str(cli_index))
+    from_file = run("ask", "--batch", str(file), *cli_index)
     assert from_file.returncode == 0 and json.loads(from_file.stdout)["answer"] == answers[0]["answer"]
 
 
+def test_the_index_location_can_come_from_the_environment(cli_index):
+    variable = "ASSISTANT_MILVUS_URI" if cli_index[0] == "--milvus-uri" else "ASSISTANT_INDEX_DIR"
+    result = run("ask", "Who did Belousov call?", **{variable: cli_index[1]})
+    assert result.returncode == 0, result.stderr
+    assert "Lloyd Austin" in result.stdout
+
+
 def test_chat_follows_up_in_the_terminal(cli_index):
-    result = run("chat", "--index-dir", str(cli_index), stdin="Who did Belousov call?\nWhy did he call him?\n/quit\n")
+    result = run("chat", *cli_index, stdin="Who did Belousov call?\nWhy did he call him?\n/quit\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("Assistant:") == 2 and "reducing the risk of possible escalation" in result.stdout
 
@@ -108,6 +116,10 @@ def test_index_reports_skipped_files_and_exits_1(tmp_path):
 def test_errors_exit_2_with_a_clear_message(tmp_path):
     missing = run("ask", "Anything?", "--index-dir", str(tmp_path / "none"))
     assert missing.returncode == 2 and "No index in" in missing.stderr and "assistant index" in missing.stderr
+    missing = run("ask", "Anything?", "--milvus-uri", str(tmp_path / "none.db"))
+    assert missing.returncode == 2 and "No index in" in missing.stderr and "none.db" in missing.stderr
+    not_lite = run("ask", "Anything?", "--milvus-uri", str(tmp_path / "folder"))
+    assert not_lite.returncode == 2 and "must be a path ending in .db" in not_lite.stderr
     both = run("ask", "--index-dir", str(tmp_path / "none"))
     assert both.returncode == 2 and "give either a question or --batch" in both.stderr
 

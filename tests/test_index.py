@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from embeddings import backend
 from embeddings import store as index_store
 from embeddings.indexer import update_index
 from embeddings.passages import passage_document
@@ -87,23 +88,23 @@ def test_reindex_embeds_only_what_changed(corpus, tmp_path, encoder):
     assert "talks was scheduled" in index_store.load(index_dir).article_by_id[changed.stem].text
 
 
-def test_indexing_another_folder_keeps_what_is_indexed(corpus, tmp_path, encoder):
-    index_dir = tmp_path / "index"
+def test_indexing_another_folder_keeps_what_is_indexed(corpus, tmp_path, encoder, location):
+    index_dir = location
     update_index([corpus], index_dir=index_dir, encoder=encoder, progress=False)
     other = tmp_path / "other"
     other.mkdir()
     (other / "extra.md").write_text("# Extra\n\nA separate report on grain exports was published today.\n")
     report = update_index([other], index_dir=index_dir, encoder=encoder, progress=False)
     assert report.added == ["extra"] and not report.removed and report.articles == 4
-    assert set(index_store.load(index_dir).article_by_id) == {p.stem for p in corpus.iterdir()} | {"extra"}
+    assert set(backend.open_reader(index_dir).article_by_id) == {p.stem for p in corpus.iterdir()} | {"extra"}
 
 
-def test_duplicate_articles_are_skipped_with_reason(corpus, tmp_path, encoder):
+def test_duplicate_articles_are_skipped_with_reason(corpus, tmp_path, encoder, location):
     copy = tmp_path / "copy"
     copy.mkdir()
     source = next(corpus.iterdir())
     shutil.copy(source, copy / "same-text-other-name.txt")
-    report = update_index([corpus, copy], index_dir=tmp_path / "index", encoder=encoder, progress=False)
+    report = update_index([corpus, copy], index_dir=location, encoder=encoder, progress=False)
     assert report.articles == 3
     (skip,) = report.skipped
     assert "same-text-other-name" in skip.path and f"same text as article {source.stem!r}" in skip.reason

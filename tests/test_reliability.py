@@ -19,13 +19,14 @@ import pytest
 
 from assistant import cli
 from assistant.service import Assistant
-from embeddings import settings
+from embeddings import backend, settings
 from embeddings import store as index_store
 from embeddings.articles import Article
 from embeddings.backend import Change, Embedded, Source
 from embeddings.indexer import CHUNKING, compact_index, update_index
 from embeddings.passages import chunk_article
 from embeddings.store import StoreError
+from tests.conftest import location_args
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPICS = ("harbour", "railway", "library", "hospital", "bridge", "school", "market", "stadium", "airport", "museum")
@@ -49,9 +50,9 @@ def write_news(folder: Path, numbers) -> list[str]:
     return [f"news-{number}" for number in numbers]
 
 
-def ids(index_dir: Path) -> set[str]:
+def ids(index_dir) -> set[str]:
     """Return the ids of the articles in an index, after loading and checking it (checksums included)."""
-    store = index_store.load(index_dir)
+    store = backend.open_reader(index_dir)
     store.verify()
     return set(store.article_by_id)
 
@@ -107,7 +108,7 @@ def write_bad_files(folder: Path) -> dict[str, str]:
     }
 
 
-def test_bad_files_are_reported_one_by_one_and_the_good_ones_indexed(tmp_path, capsys):
+def test_bad_files_are_reported_one_by_one_and_the_good_ones_indexed(tmp_path, capsys, location):
     corpus = tmp_path / "corpus"
     expected = write_bad_files(corpus)
     good = write_news(corpus, [10, 11])
@@ -122,11 +123,11 @@ def test_bad_files_are_reported_one_by_one_and_the_good_ones_indexed(tmp_path, c
     (corpus / "feeds").mkdir()  # read after the files beside it: the first of two duplicates is kept
     (corpus / "feeds" / "feed.jsonl").write_text("\n".join(feed) + "\n", encoding="utf-8")
 
-    code = cli.main(["index", str(corpus), "--index-dir", str(tmp_path / "index"), "--quiet"])
+    code = cli.main(["index", str(corpus), *location_args(location), "--quiet"])
     out = capsys.readouterr().out
 
     assert code == cli.PARTIAL
-    assert ids(tmp_path / "index") == {*good, "feed-1"}
+    assert ids(location) == {*good, "feed-1"}
     feed_path = corpus / "feeds" / "feed.jsonl"
     reasons = {
         **{str(corpus / name): reason for name, reason in expected.items()},
@@ -142,8 +143,8 @@ def test_bad_files_are_reported_one_by_one_and_the_good_ones_indexed(tmp_path, c
         assert any(line.startswith(f"{path}: ") and reason in line for line in skipped_lines), (path, out)
 
 
-def test_a_run_with_bad_files_loses_nothing_indexed_earlier(tmp_path, encoder):
-    index_dir = tmp_path / "index"
+def test_a_run_with_bad_files_loses_nothing_indexed_earlier(tmp_path, encoder, location):
+    index_dir = location
     first = write_news(tmp_path / "first", range(3))
     update_index([tmp_path / "first"], index_dir=index_dir, encoder=encoder, progress=False)
     write_bad_files(tmp_path / "bad")
