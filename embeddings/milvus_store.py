@@ -560,10 +560,9 @@ class MilvusReader:
 
     def coverage(self) -> Coverage:
         """Return the counts, outlets and dates of the live articles."""
-        dates = sorted(e.date for e in self.entries if e.date)
         outlets = Counter(e.outlet for e in self.entries if e.outlet)
-        return Coverage(self.article_count, self.passage_count, outlets, dates[0] if dates else None,
-                        dates[-1] if dates else None)  # fmt: skip
+        days = Counter(e.date for e in self.entries if e.date)
+        return Coverage(self.article_count, self.passage_count, outlets, days)
 
     def verify(self) -> None:
         """Check nothing more: Milvus checks its own files; a missing article text is reported when it is read."""

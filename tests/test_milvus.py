@@ -174,7 +174,7 @@ def test_rows_tables_texts_and_coverage_match_what_was_written(location, seeds, 
         assert sentences[first, 1] == start and sentences[stop - 1, 2] == end
     coverage = reader.coverage()
     assert coverage.outlets == Counter(e.article.outlet for e in seeds if e.article.outlet)
-    assert coverage.first_date == min(e.article.date for e in seeds if e.article.date)
+    assert coverage.days == Counter(e.article.date for e in seeds if e.article.date)
     assert reader.passage_frequency("peskov") == sum("peskov" in p[4] for p in table(seeds))
 
 
