@@ -47,14 +47,18 @@ class Filters:
 
     def admits(self, article: Article) -> bool:
         """Return True if the article passes every filter; articles without a date fail a date range."""
-        if self.outlets is not None and article.outlet not in self.outlets:
+        return self.admits_fields(article.id, article.outlet, article.date)
+
+    def admits_fields(self, article_id: str, outlet: str | None, date: str | None) -> bool:
+        """Return True if an article with this id, outlet and date passes every filter (see `admits`)."""
+        if self.outlets is not None and outlet not in self.outlets:
             return False
-        if self.articles is not None and article.id not in self.articles:
+        if self.articles is not None and article_id not in self.articles:
             return False
         if self.date_from or self.date_to:
-            if article.date is None:
+            if date is None:
                 return False
-            if (self.date_from and article.date < self.date_from) or (self.date_to and article.date > self.date_to):
+            if (self.date_from and date < self.date_from) or (self.date_to and date > self.date_to):
                 return False
         return True
 

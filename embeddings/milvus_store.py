@@ -95,8 +95,11 @@ def filter_expression(filters: Filters | None) -> str:
     if filters is None or not filters.active:
         return ""
     clauses = []
-    if filters.outlets is not None:
-        clauses.append(f"outlet in [{', '.join(literal(o) for o in sorted(filters.outlets))}]")
+    if filters.outlets is not None:  # an unknown outlet (None) is stored as ""
+        outlets = sorted(outlet or "" for outlet in filters.outlets)
+        clauses.append(f"outlet in [{', '.join(literal(o) for o in outlets)}]")
+    if filters.articles is not None:
+        clauses.append(f"article in [{', '.join(literal(i) for i in sorted(filters.articles))}]")
     if filters.date_from or filters.date_to:
         clauses.append('date != ""')  # an undated article fails a date range
     if filters.date_from:
@@ -432,6 +435,20 @@ class MilvusReader:
     def live_article_rows(self) -> np.ndarray:
         """Return the rows of the live articles (all rows)."""
         return np.arange(self.article_count)
+
+    def article_rows(self, row: int) -> tuple[range, range]:
+        """Return the passage rows and the sentence rows of the article at `row`."""
+        passages, sentences = self.passage_base, self.sentence_base
+        return range(int(passages[row]), int(passages[row + 1])), range(int(sentences[row]), int(sentences[row + 1]))
+
+    def admitted_passages(self, filters: Filters) -> np.ndarray:
+        """Return the rows of the live passages whose articles pass `filters`, in row order."""
+        ranges = [
+            np.arange(self.passage_base[row], self.passage_base[row + 1])
+            for row, entry in enumerate(self.entries)
+            if filters.admits_fields(entry.id, entry.outlet or None, entry.date or None)
+        ]
+        return np.concatenate(ranges) if ranges else np.zeros(0, dtype=np.int64)
 
     def _locate(self, rows, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return the article rows and numbers within their articles of passage or sentence `rows`."""
