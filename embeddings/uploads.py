@@ -110,7 +110,7 @@ def index_uploads(
     report = update_index([folder], index_dir=index_dir, encoder=encoder, progress=False, on_progress=on_progress)
     mine = tuple(display_path(path) for path in saved)
     report.skipped = refused + [item for item in report.skipped if item.path.startswith(mine)]
-    with backend.open_writer(Path(index_dir)) as writer:  # what each saved file holds now, read under the lock
+    with backend.open_writer(index_dir) as writer:  # what each saved file holds now, read under the lock
         holds = {path: {i.id for i in writer.from_source(display_path(path))} for path in saved}
     kept = []
     for path in saved:
