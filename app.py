@@ -27,6 +27,8 @@ from embeddings.uploads import index_uploads
 
 SEEDS = Path(__file__).resolve().parent / "seeds"
 HISTORY_TURNS = settings.history_turns()  # turns kept per session; older ones are dropped
+CAPTION = "Answers are quoted word for word from the articles; every sentence is cited. Open a source to check it."
+PROMPT = "Ask about the articles, e.g. what someone said about an event"
 SCROLL = """<script>
 // Bring the new answer's first line to the top, again for 10 s while the page settles, unless the reader scrolls
 // or clicks first. Streamlit keeps a chat scrolled to its end until a wheel event on the scroller stops it.
@@ -129,28 +131,25 @@ def ask_example(question: str) -> None:
     st.session_state.example = question
 
 
-index_dir = settings.index_location()
-try:
-    if not backend.index_exists(index_dir):
-        box = st.empty()
-        with box.status("First run: indexing the seed articles…", expanded=True):
-            built = update_index([SEEDS], index_dir=index_dir, progress=False, on_progress=progress_bar("Embedding"))
-        box.empty()
-        st.toast(f"Indexed {plural(built.articles, 'seed article')}.", icon=":material/check_circle:")
-    assistant = load_assistant(str(index_dir))
-    assistant.reload_if_changed()
-except (backend.StoreError, ModelError) as error:
-    st.error(f"The index in {index_dir} cannot be used: {error}")
-    st.stop()
+def open_assistant(location) -> Assistant:
+    """Return the assistant over `location`, indexing the seed articles on the very first run."""
+    try:
+        if not backend.index_exists(location):
+            box = st.empty()
+            with box.status("First run: indexing the seed articles…", expanded=True):
+                built = update_index([SEEDS], index_dir=location, progress=False, on_progress=progress_bar("Embedding"))
+            box.empty()
+            st.toast(f"Indexed {plural(built.articles, 'seed article')}.", icon=":material/check_circle:")
+        assistant = load_assistant(str(location))
+        assistant.reload_if_changed()
+        return assistant
+    except (backend.StoreError, ModelError) as error:
+        st.error(f"The index in {location} cannot be used: {error}")
+        st.stop()
 
-state = st.session_state
-state.setdefault("turns", [])
-state.setdefault("conversation", Conversation(limit=HISTORY_TURNS))
-state.setdefault("next_id", 0)
-state.setdefault("upload_report", None)
-overview = assistant.overview()
 
-with st.sidebar:
+def sidebar_filters(overview) -> tuple[Filters, int]:
+    """Draw the corpus overview and the filters in the sidebar; return the filters and the statements to quote."""
     st.header("Corpus")
     st.html(render.overview_html(overview))
     st.altair_chart(charts.corpus_charts(overview))
@@ -169,34 +168,34 @@ with st.sidebar:
     filters = Filters(picked or None, date_from, date_to)
     if filters.active:
         st.html(f'<div class="na-meta na-filters">Searching only: {escape(filters_label(filters))}</div>')
-    quoted = st.slider("Statements quoted per answer", 1, 8, AnswerSettings().max_sentences)
+    return filters, st.slider("Statements quoted per answer", 1, 8, AnswerSettings().max_sentences)
 
-st.title(":material/newspaper: News assistant")
-st.caption("Answers are quoted word for word from the articles; every sentence is cited. Open a source to check it.")
-question = st.chat_input("Ask about the articles, e.g. what someone said about an event") or state.pop("example", None)
-if question:
+
+def add_turn(assistant: Assistant, question: str, filters: Filters, quoted: int) -> None:
+    """Answer `question` with the conversation so far, and keep the turn with the filters it was searched under."""
+    state = st.session_state
     with st.spinner("Searching the articles…"):
         history, answer_settings = state.conversation.turns, AnswerSettings(max_sentences=quoted)
         answer = assistant.ask(question, history=history, filters=filters, settings=answer_settings)
     searched = answer.filters or filters  # the sidebar's filters, narrowed by outlets and dates the question names
     filters_note = " Filters are on: clear them to search every article." if searched.active else ""
     turn = {"id": state.next_id, "question": question, "answer": answer, "filters": searched}
-    turn["hint"] = overview.hint() + filters_note
+    turn["hint"] = assistant.overview().hint() + filters_note
     turn["markdown"] = "\n".join(turn_markdown(Turn(question, answer, searched)))
     state.turns = [*state.turns, turn][-HISTORY_TURNS:]
     state.next_id += 1
     state.conversation.add(question, answer)
 
-for turn in state.turns:
-    show_turn(turn)
-if question:
-    st.iframe(SCROLL.replace("ID", str(state.turns[-1]["id"])), height=1)
-if not state.turns:
+
+def show_examples(overview) -> None:
     st.info(overview.summary() + " Ask a question below, or try one of these:", icon=":material/forum:")
     for number, example in enumerate(overview.example_questions()):
         st.button(example, key=f"example-{number}", on_click=ask_example, args=(example,), icon=":material/help:")
 
-with st.sidebar:
+
+def upload_section(assistant: Assistant, location) -> None:
+    """Draw the upload form; index what is added, then reload; list what was added and what was refused."""
+    state = st.session_state
     st.subheader("Add articles")
     with st.form("upload", clear_on_submit=True, border=False):
         files = st.file_uploader(
@@ -212,7 +211,7 @@ with st.sidebar:
                 state.upload_report = index_uploads(
                     [(file.name, file.getvalue()) for file in files],
                     folder=settings.upload_dir(),
-                    index_dir=index_dir,
+                    index_dir=location,
                     encoder=assistant.encoder,
                     on_progress=progress_bar("Embedding"),
                 )
@@ -224,6 +223,10 @@ with st.sidebar:
     if state.upload_report:
         show_upload_report(state.upload_report)
 
+
+def conversation_section() -> None:
+    """Draw the conversation's controls: clear it, export it as Markdown."""
+    state = st.session_state
     st.subheader("Conversation")
     if state.next_id > len(state.turns):
         st.caption(f"Only the last {HISTORY_TURNS} turns are kept.")
@@ -241,3 +244,33 @@ with st.sidebar:
         disabled=not state.turns,
         help="The conversation with its filters and cited sources, as Markdown",
     )
+
+
+def main() -> None:
+    location = settings.index_location()
+    assistant = open_assistant(location)
+    state = st.session_state
+    state.setdefault("turns", [])
+    state.setdefault("conversation", Conversation(limit=HISTORY_TURNS))
+    state.setdefault("next_id", 0)
+    state.setdefault("upload_report", None)
+    overview = assistant.overview()
+    with st.sidebar:
+        filters, quoted = sidebar_filters(overview)
+    st.title(":material/newspaper: News assistant")
+    st.caption(CAPTION)
+    question = st.chat_input(PROMPT) or state.pop("example", None)
+    if question:
+        add_turn(assistant, question, filters, quoted)
+    for turn in state.turns:
+        show_turn(turn)
+    if question:
+        st.iframe(SCROLL.replace("ID", str(state.turns[-1]["id"])), height=1)
+    if not state.turns:
+        show_examples(overview)
+    with st.sidebar:
+        upload_section(assistant, location)
+        conversation_section()
+
+
+main()

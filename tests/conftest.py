@@ -56,7 +56,9 @@ def milvus_server(tmp_path_factory) -> str:
         port = probe.getsockname()[1]
     folder = tmp_path_factory.mktemp("milvus-server") / "server.db"
     command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(folder), "--host", "127.0.0.1"]
-    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = folder.with_name("server.log")  # a file, not a pipe: a full pipe nobody reads would stall the server
+    with open(log, "wb") as output:
+        process = subprocess.Popen([*command, "--port", str(port)], stdout=output, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -65,7 +67,7 @@ def milvus_server(tmp_path_factory) -> str:
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                pytest.fail(f"milvus-lite server did not start: {process.stderr.read().decode()[-2000:]}")
+                pytest.fail(f"milvus-lite server did not start: {log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.2)
     yield f"http://127.0.0.1:{port}"
     process.terminate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 
 import pytest
 
@@ -59,6 +60,16 @@ def _mark_is_in_view(frame) -> bool:
 
 def _top(locator) -> float:
     return locator.evaluate("e => e.getBoundingClientRect().top")
+
+
+def _settles(page, check, *, seconds: float = 10) -> bool:
+    """Return True once `check()` holds, polled while the page draws late parts (charts, iframes) and scrolls."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        page.wait_for_timeout(200)
+    return True
 
 
 def _scrolled_to_end(locator) -> bool:
@@ -163,18 +174,19 @@ def test_statements_badges_markers_compare_timeline_and_scroll(page_url):
 
         marker = message.locator("a.na-cite").last
         target = marker.inner_text().strip("[]")
+        page.mouse.wheel(0, -200)  # a reader scrolls back up to the answer: Streamlit stops keeping the chat at its end
         marker.click()
-        page.wait_for_timeout(500)
         excerpt = message.locator(f"[id='cite-0-{target}']")
-        assert 0 <= _top(excerpt) < page.viewport_size["height"] - 150  # the marker took the reader to its source
+        in_view = lambda: 0 <= _top(excerpt) < page.viewport_size["height"] - 150  # noqa: E731
+        assert _settles(page, in_view)  # the marker took the reader to its source
 
         ask(page, NATO)
         answer = page.locator(".na-answer").nth(1)
         answer.wait_for()
         wait_until_idle(page)
         page.wait_for_timeout(2500)  # the page scrolls the new answer up once it is drawn, and keeps it there
-        top, at_end = _top(answer), _scrolled_to_end(answer)
-        assert 40 <= top <= 140 or (at_end and top >= 40), top  # the new answer's first line is at the top
+        at_top = lambda: 40 <= _top(answer) <= 140 or (_scrolled_to_end(answer) and _top(answer) >= 40)  # noqa: E731
+        assert _settles(page, at_top), _top(answer)  # the new answer's first line is at the top
 
 
 def test_hostile_metadata_stays_inert_in_chart_tooltips_and_filters(page_url):
@@ -255,6 +267,6 @@ def test_phone_layout_fits_the_screen(page_url):
         answer.wait_for()
         wait_until_idle(page)
         page.wait_for_timeout(3000)  # after the page has settled (Streamlit scrolls a chat to its end)
-        assert 40 <= _top(answer) <= 140  # the first answer's first line stays at the top of the screen
+        assert _settles(page, lambda: 40 <= _top(answer) <= 140), _top(answer)  # its first line at the screen's top
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # nothing runs off the side
         page.screenshot(path=str(OUTPUT / "phone.png"))
