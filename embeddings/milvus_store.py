@@ -126,6 +126,10 @@ def _parts(text: str) -> list[str]:
 # Connecting and the collections.
 
 
+CONNECT_SECONDS = 60
+"""Seconds to wait for a Milvus server to answer a new connection (pymilvus waits 10; a busy server can take more)."""
+
+
 def connect(location: MilvusLocation):
     """Return a MilvusClient for `location`, or raise StoreError saying why it cannot be opened."""
     from pymilvus import MilvusClient
@@ -136,7 +140,7 @@ def connect(location: MilvusLocation):
     if location.lite and not location.uri.endswith(".db"):
         raise StoreError(f"A Milvus Lite location must be a path ending in .db, not {location.uri!r}.")
     try:
-        return _Client(MilvusClient(location.uri, token=location.token or ""), location)
+        return _Client(MilvusClient(location.uri, token=location.token or "", timeout=CONNECT_SECONDS), location)
     except MilvusException as error:
         if location.lite and _locked(Path(location.uri)):
             raise StoreError(
