@@ -130,6 +130,11 @@ CONNECT_SECONDS = 60
 """Seconds to wait for a Milvus server to answer a new connection (pymilvus waits 10; a busy server can take more)."""
 
 
+KEEPALIVE = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
+"""gRPC keepalive pings at most every 5 minutes and only during calls: pymilvus pings every 10 s even when idle, and a
+server that allows fewer pings (milvus-lite's, gRPC's default policy) closes such a connection ("too many pings")."""
+
+
 def connect(location: MilvusLocation):
     """Return a MilvusClient for `location`, or raise StoreError saying why it cannot be opened."""
     from pymilvus import MilvusClient
@@ -140,7 +145,12 @@ def connect(location: MilvusLocation):
     if location.lite and not location.uri.endswith(".db"):
         raise StoreError(f"A Milvus Lite location must be a path ending in .db, not {location.uri!r}.")
     try:
-        return _Client(MilvusClient(location.uri, token=location.token or "", timeout=CONNECT_SECONDS), location)
+        # A server gets a channel of its own per client: a shared one that the server closed would fail every client.
+        own = {} if location.lite else {"dedicated": True}
+        client = MilvusClient(
+            location.uri, token=location.token or "", timeout=CONNECT_SECONDS, grpc_options=KEEPALIVE, **own
+        )
+        return _Client(client, location)
     except MilvusException as error:
         if location.lite and _locked(Path(location.uri)):
             raise StoreError(
