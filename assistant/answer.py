@@ -219,27 +219,27 @@ def _candidates(
     candidates, matched = [], []
     for row, (article_row, start, end), similarity in zip(rows, store.sentence_table(rows).tolist(), similarities):
         text = store.article(article_row).text[start:end]
+        words = retriever.sentence_terms(text)
         shaped = shape is not None and has_shape(shape, text, query)
-        candidates.append(
-            Candidate(
-                row, article_row, start, end, hits[rank_of[row]], similarity, retriever.sentence_terms(text), shaped
-            )
-        )
-        matched.append(candidates[-1].terms & wanted)
-        for term in matched[-1]:
+        candidates.append(Candidate(row, article_row, start, end, hits[rank_of[row]], similarity, words, shaped))
+        found = words & wanted
+        matched.append(found)
+        for term in found:
             frequency[term] += 1
     # A term's weight times its BM25-style inverse frequency among the candidate sentences; numpy's per-call cost
     # outweighs its speed for the few dozen sentences here.
     total = len(rows)
     local = {t: w * _inverse_frequency(frequency[t], total) for t, w in weights.items()}
-    local_total = sum(local.values())
-    for candidate, terms_found in zip(candidates, matched):
-        candidate.coverage = sum(local[t] for t in terms_found) / local_total if local_total else 0.0
+    local_total = sum(local.values()) or 1.0
+    similarity_weight, coverage_weight = settings.similarity_weight, settings.coverage_weight
+    rank_weight, shape_weight = settings.rank_weight, settings.shape_weight
+    for candidate, found in zip(candidates, matched):
+        candidate.coverage = sum([local[t] for t in found]) / local_total
         candidate.score = (
-            settings.similarity_weight * candidate.similarity
-            + settings.coverage_weight * candidate.coverage
-            + settings.rank_weight / (1 + rank_of[candidate.row])
-            + settings.shape_weight * candidate.has_shape
+            similarity_weight * candidate.similarity
+            + coverage_weight * candidate.coverage
+            + rank_weight / (1 + rank_of[candidate.row])
+            + shape_weight * candidate.has_shape
         )
     return sorted(candidates, key=lambda c: -c.score)
 
@@ -315,14 +315,14 @@ def _select(
     return statements[:1] + sorted(statements[1:], key=lambda s: (first_seen[s.article_row], s.start))
 
 
-def _other_sentences(store: Reader, hits: list[Hit], candidates: list[Candidate]) -> list[int]:
+def _other_sentences(retriever: Retriever, hits: list[Hit], candidates: list[Candidate]) -> list[int]:
     """Return the rows of the retrieved articles' sentences outside the retrieved passages: they can be versions of
     a statement (an outlet may carry it in a paragraph the question did not retrieve), never statements."""
     seen = {c.row for c in candidates}
     rows: list[int] = []
-    article_rows = store.passage_table([hit.row for hit in hits])[:, ARTICLE].tolist()
+    article_rows = retriever.store.passage_table([hit.row for hit in hits])[:, ARTICLE].tolist()
     for article_row in dict.fromkeys(article_rows):
-        rows += [row for row in store.article_rows(article_row)[1] if row not in seen]
+        rows += [row for row in retriever.article_sentences(article_row).rows if row not in seen]
     return rows
 
 
@@ -341,12 +341,9 @@ def _unscored(retriever: Retriever, row: int) -> Candidate:
 def _excerpt_span(retriever: Retriever, candidate: Candidate, *, reach: int = 8) -> tuple[int, int]:
     """Return (and keep on the candidate) the span quoted for its sentence: with its whole quotation."""
     if candidate.span == (0, 0):
-        store = retriever.store
-        low, high = max(0, candidate.row - reach), min(candidate.row + reach + 1, store.sentence_rows)
-        rows = store.sentence_table(np.arange(low, high))
-        around = [(a, b) for article, a, b in rows.tolist() if article == candidate.article_row]
-        text = store.article(candidate.article_row).text
-        candidate.span = whole_quotation(text, candidate.start, candidate.end, around)
+        around = retriever.article_sentences(candidate.article_row).around(candidate.row, before=reach, after=reach)
+        text = retriever.store.article(candidate.article_row).text
+        candidate.span = whole_quotation(text, candidate.start, candidate.end, list(around))
     return candidate.span
 
 
@@ -433,22 +430,22 @@ def quote(
     citations: list[Citation] = []
     statements: list[Statement] = []
     compare = is_comparison(question)
-    selected = _select(retriever, candidates, _other_sentences(store, hits, candidates), settings)
+    selected = _select(retriever, candidates, _other_sentences(retriever, hits, candidates), settings)
     if compare:  # statements that several outlets carry first: they are what a comparison is about
         selected.sort(key=lambda chosen: -len(chosen.versions))
     for chosen in selected:
         versions = [_citation(retriever, source, len(citations) + n) for n, source in enumerate(chosen.versions, 1)]
         citations += versions
-        statements.append(_statement(store, versions, compare=compare))
+        texts = {v.article_id: store.article(source.article_row).text for v, source in zip(versions, chosen.versions)}
+        statements.append(_statement(texts, versions, compare=compare))
     return Answer(question, False, statements, citations, query, evidence, store)
 
 
-def _statement(store: Reader, versions: list[Citation], *, compare: bool) -> Statement:
-    """Return the statement carried by `versions` (its first version quoted as its text); `compare`: mark where the
-    versions' wording differs."""
+def _statement(texts: dict[str, str], versions: list[Citation], *, compare: bool) -> Statement:
+    """Return the statement carried by `versions` (its first version quoted as its text), given their articles'
+    `texts` by id; `compare`: mark where the versions' wording differs."""
     outlets = list(dict.fromkeys(v.outlet for v in versions if v.outlet))
     dates = [v.date for v in versions if v.date]
-    texts = {v.article_id: store.article_by_id[v.article_id].text for v in versions}
     speakers = [speaker(texts[v.article_id], v.start, v.end) for v in versions]
     named = [s for s in speakers if s]
     return Statement(

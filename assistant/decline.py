@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.retrieval import RRF_K, Hit, Retriever
-from embeddings.backend import ARTICLE, END, START
 from embeddings.terms import terms
 
 if TYPE_CHECKING:
@@ -53,11 +52,8 @@ def term_share(weights: dict[str, float], found: set[str], keys=None, *, empty: 
 
 def _window_terms(retriever: Retriever, candidate: Candidate) -> frozenset[str]:
     """Return the terms of a sentence with its neighbours in the same article (they often name what it refers to)."""
-    store = retriever.store
-    rows = range(max(candidate.row - 1, 0), min(candidate.row + 2, store.sentence_rows))
-    window = store.sentence_table(rows)
-    same = window[window[:, ARTICLE] == candidate.article_row]  # an article's sentences have consecutive rows
-    return retriever.sentence_terms(store.article(candidate.article_row).text[same[0, START] : same[-1, END]])
+    window = retriever.article_sentences(candidate.article_row).around(candidate.row, before=1, after=1)
+    return retriever.sentence_terms(retriever.store.article(candidate.article_row).text[window[0][0] : window[-1][1]])
 
 
 def evidence(

@@ -27,6 +27,24 @@ class Hit:
     dense_score: float
 
 
+@dataclass(frozen=True)
+class ArticleSentences:
+    """An article's sentences: the row of its first one and the (start, end) span of each, in order."""
+
+    first: int
+    spans: tuple[tuple[int, int], ...]
+
+    @property
+    def rows(self) -> range:
+        """Return the sentence rows of the article."""
+        return range(self.first, self.first + len(self.spans))
+
+    def around(self, row: int, *, before: int, after: int) -> tuple[tuple[int, int], ...]:
+        """Return the spans of sentence `row` and of up to `before` and `after` of its neighbours in the article."""
+        index = row - self.first
+        return self.spans[max(0, index - before) : index + after + 1]
+
+
 RRF_K = 60
 """Reciprocal rank fusion's rank offset: an item ranked r counts weight / (RRF_K + r)."""
 
@@ -52,6 +70,13 @@ class Retriever:
         # Term sets the answer step checks question after question, cached per loaded index: a reload drops them.
         self.sentence_terms = lru_cache(maxsize=65536)(term_set)
         self.article_terms = lru_cache(maxsize=1024)(lambda row: term_set(store.article(row).text))
+        self.article_sentences = lru_cache(maxsize=4096)(self._read_article_sentences)
+
+    def _read_article_sentences(self, article_row: int) -> ArticleSentences:
+        """Return the sentences of the article at `article_row`."""
+        rows = self.store.article_rows(article_row)[1]
+        spans = self.store.sentence_table(np.arange(rows.start, rows.stop))[:, [START, END]].tolist()
+        return ArticleSentences(rows.start, tuple(map(tuple, spans)))
 
     def sentence_vectors_of(self, rows: list[int]) -> np.ndarray:
         """Return the float32 unit vectors of the sentences in `rows`, shape (len(rows), dimension)."""

@@ -437,6 +437,8 @@ class Store:
     def _per_segment(self, rows, offsets: np.ndarray, width: int, read, dtype=np.int64) -> np.ndarray:
         """Return `read(segment, rows)` for each segment's share of `rows`, stacked in the order of `rows`."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(self.segments) == 1:
+            return read(self.segments[0], rows).astype(dtype, copy=False)
         owners = self._segment_of(offsets, rows)
         if len(rows) and (owners == owners[0]).all():  # most questions read from one segment
             return read(self.segments[int(owners[0])], rows).astype(dtype, copy=False)
@@ -519,17 +521,14 @@ class Store:
         """
         scores = np.zeros(self.passage_rows, dtype=np.float32)
         total = self.passage_count
-        mean_length = np.float32(self.term_total / total) if total else np.float32(1)
         for term in terms:
-            postings = [(segment, *segment.postings(term)) for segment in self.segments]
-            frequency = sum(len(rows) for _, rows, _ in postings)
+            postings = [(segment, norm, *segment.postings(term)) for segment, norm in zip(self.segments, self._norms)]
+            frequency = sum(len(rows) for _, _, rows, _ in postings)
             if not frequency:
                 continue
             idf = np.float32(math.log(1 + (total - frequency + 0.5) / (frequency + 0.5)))
-            for segment, rows, tf in postings:
-                lengths = segment.lengths[rows].astype(np.float32)
-                norm = np.float32(BM25_K1) * (np.float32(1 - BM25_B) + np.float32(BM25_B) * lengths / mean_length)
-                scores[rows + segment.passage_offset] += idf * tf / (tf + norm)  # a term's passages are distinct
+            for segment, norm, rows, tf in postings:
+                scores[rows + segment.passage_offset] += idf * tf / (tf + norm[rows])  # a term's passages are distinct
         if filters is not None and filters.active:
             for segment, mask in zip(self.segments, self._admitted(filters)):
                 window = scores[segment.passage_offset : segment.passage_offset + len(segment.passages)]
@@ -539,6 +538,16 @@ class Store:
             matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
         best = matched[np.argsort(-scores[matched], kind="stable")]
         return scores[best], best
+
+    @cached_property
+    def _norms(self) -> list[np.ndarray]:
+        """Return per segment BM25's length normalisation of each passage, k1 * (1 - b + b * length / mean length)."""
+        mean_length = np.float32(self.term_total / self.passage_count) if self.passage_count else np.float32(1)
+        return [
+            np.float32(BM25_K1)
+            * (np.float32(1 - BM25_B) + np.float32(BM25_B) * s.lengths.astype(np.float32) / mean_length)
+            for s in self.segments
+        ]
 
     @cached_property
     def _all_sentences(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
