@@ -192,6 +192,30 @@ def test_follow_up_about_a_person_keeps_its_own_focus(seed_assistant):
     assert "to counter the Soviet Union" in topic.citations[0].excerpt
 
 
+@pytest.mark.parametrize("filters", [None, Filters(frozenset({"TASS", "Sputnik"}))])
+def test_small_corpus_sentence_search_ranks_every_admitted_passage_by_its_best_sentence(
+    seed_index, encoder, monkeypatch, filters
+):
+    store = index_store.load(seed_index, model_fingerprint=encoder.fingerprint)
+    assert store.exhaustive
+    monkeypatch.setattr(index_store, "SENTENCES_PER_PASSAGE", 1)  # the nearest sentences are read again, wider
+    vector = encoder.encode(["What weapons will the US station in Germany?"])[0]
+    found = store.sentence_dense(vector, k=store.passage_count, filters=filters)
+    # Brute force: each admitted passage scored by the best sentence it holds first (float16 values, as stored).
+    table = store.passage_table(np.arange(store.passage_count))
+    vectors = store.sentence_vectors(np.arange(store.sentence_rows))
+    owner = {}
+    for row, (article, _, _, first, stop) in enumerate(table.tolist()):
+        if filters is None or filters.admits(store.article(article)):
+            for sentence in range(first, stop):
+                owner.setdefault(sentence, row)
+    best = {}
+    for sentence, row in owner.items():
+        best[row] = max(best.get(row, -1.0), float(vectors[sentence] @ vector))
+    assert found.tolist() == sorted(best, key=lambda row: -best[row])
+    assert 0 < len(found) <= store.passage_count
+
+
 def test_large_corpus_sentence_search_ranks_candidates_by_their_best_sentence(
     seed_index, encoder, tmp_path, monkeypatch
 ):
