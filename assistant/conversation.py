@@ -21,11 +21,39 @@ _PERSON = re.compile(r"\b(he|she|him|her|his|hers|they|them|their|theirs)\b", re
 _TOPIC = re.compile(r"\b(it|its|this|that|these|those|there|then)\b", re.IGNORECASE)
 _REPEAT = re.compile(r"\b(again|repeat|re-?quote|once more|exact (?:words|quote)|exactly)\b", re.IGNORECASE)
 _CONTINUATION = re.compile(r"^\s*(and|but|so|what about|how about|why|why not|what else)\b", re.IGNORECASE)
+_ASKING = re.compile(
+    r"^\s*(?:(?:and|but|so)\s+)?(?!what about|how about)(?:what|who|whom|whose|when|where|why|which|how|is|are|was|"
+    r"were|do|does|did|can|could|will|would|should|has|have|had)\b",
+    re.IGNORECASE,
+)
+"""A question that asks in its own words: it opens with a question word ("And when did he leave?")."""
 
 
 def is_follow_up(question: str) -> bool:
-    """Return True if the question leans on earlier turns: a pronoun, a continuation, or almost no content words."""
-    return bool(_ANAPHORA.search(question) or _CONTINUATION.match(question)) or len(terms(question)) <= 1
+    """Return True if the question leans on earlier turns: a pronoun, a continuation, or almost no content words.
+
+    Two content words and no name ("Who came second?") are too few to ask about anything by themselves.
+    """
+    if _ANAPHORA.search(question) or _CONTINUATION.match(question):
+        return True
+    words = len(terms(question))
+    return words <= 1 or (words == 2 and not _named(question.split(None, 1)[-1]))
+
+
+def is_elliptical(question: str) -> bool:
+    """Return True if a follow-up asks nothing in its own words ("And Biogen?", "What about 2014?"): it asks what
+    the previous question asked, about something else."""
+    return not _ASKING.match(question)
+
+
+def topic_chain(history: list[str], *, turns: int = 2) -> list[str]:
+    """Return the earlier questions a follow-up builds on: the last `turns`, after the last self-contained question
+    before them when they are all follow-ups ("What is it called?", "When could it appear?" point back to it)."""
+    recent = history[-turns:]
+    if not all(is_follow_up(question) for question in recent):
+        return recent
+    anchor = next((question for question in reversed(history[:-turns]) if not is_follow_up(question)), None)
+    return [anchor, *recent] if anchor else recent
 
 
 def asks_to_repeat(question: str) -> bool:
@@ -44,23 +72,21 @@ def _named(earlier: str) -> list[str]:
     return [word for word in _CAPITALISED.findall(earlier) if terms(word)]
 
 
-def contextual_query(
-    question: str, history: list[str], *, turns: int = 2, follow_up: bool | None = None, quoted: str = ""
-) -> str:
+def contextual_query(question: str, history: list[str], *, follow_up: bool | None = None, quoted: str = "") -> str:
     """Return the text to search with: a follow-up question together with what it points back to.
 
-    A question about a person ("What did he say about Macron?") carries over only the names in the recent
-    questions and the full names in what the last answer `quoted` first ("Ray Mallon" for "What is he
-    nicknamed?"), so that it keeps its own focus; one about a topic ("How did the Kremlin react to that?")
-    carries over the recent questions whole.
+    `history` holds the questions it builds on (see topic_chain). A question about a person ("What did he say about
+    Macron?") carries over only the names in those questions and the full names in what the last answer `quoted`
+    first ("Ray Mallon" for "What is he nicknamed?"), so that it keeps its own focus; one about a topic ("How did
+    the Kremlin react to that?") carries over those questions whole.
     """
     if not history or not (is_follow_up(question) if follow_up is None else follow_up):
         return question
     if _PERSON.search(question) and not _TOPIC.search(question):
-        names = [name for earlier in history[-turns:] for name in _named(earlier)] + _FULL_NAME.findall(quoted)
+        names = [name for earlier in history for name in _named(earlier)] + _FULL_NAME.findall(quoted)
         if names:
             return " ".join([question, *dict.fromkeys(names)])
-    return " ".join([*history[-turns:], question])
+    return " ".join([*history, question])
 
 
 Span = tuple[str, int, int]

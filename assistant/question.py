@@ -85,7 +85,7 @@ REASON = re.compile(
     r"\b(because|since(?! \d)|due to|owing to|as a result|the result of|resulted from|reasons?|(?:main|key|chief|"
     r"principal|primary|biggest|major|security) concerns?|concerns? (?:about|regarding)|in order to|so that|"
     r"in light of|caused by|triggered by|prompted by|came after|in the wake of|blamed|as this is|that is why|"
-    r"which means)\b",
+    r"which means|(?:thought|said|believed|understood|likely|seen) to be behind|(?:is|was|were|are) behind)\b",
     re.IGNORECASE,
 )
 """Words that give a reason: sentences holding them are preferred for "why" questions."""
@@ -100,6 +100,12 @@ ASKS = (
                         r"\bwhat(?:'s| is| was) (?:its|their|the) name\b", re.I),
      re.compile(r"\b(known as|called|named|dubbed|stands for|branded|name)\b", re.I)),
 )  # fmt: skip
+
+
+def asking_terms(question: str) -> frozenset[str]:
+    """Return the terms of the words saying what a question asks for ("called" in "What is it called?", "react"):
+    they name the kind of answer, not its topic."""
+    return frozenset(term for _, asking, _ in ASKS for match in asking.finditer(question) for term in terms(match[0]))
 
 
 def wanted_pattern(asks: str, words: str = "") -> re.Pattern:
@@ -411,6 +417,9 @@ class Focus:
     """A follow-up question alone (its new aspect, without the earlier turns), searched in the `lead` articles too."""
     lead: frozenset[str] = frozenset()
     """A follow-up's articles: those the last answers were about (see assistant/followup.py)."""
+    shape: re.Pattern | None = None
+    """The kind of answer a follow-up asks for (see answer.answer_shape): its own, or an elliptical one's ("And
+    Biogen?") that of the question before it."""
 
     def search(self, retriever: Retriever, query: str, *, k: int, filters: Filters | None, query_vector) -> list[Hit]:
         """Return the best passages for `query`: with several named outlets, each outlet's best in turn; in a
@@ -453,10 +462,9 @@ class Focus:
         own = [0.0] * len(candidates)
         if self.own_vector is not None:
             own = (retriever.sentence_vectors_of([c.row for c in candidates]) @ self.own_vector).tolist()
-        from assistant.answer import answer_shape, has_shape  # answer imports this module's Focus for its type only
+        from assistant.answer import has_shape  # answer imports this module's Focus for its type only
 
-        own_shape = answer_shape(self.own_query)
-        own_terms = term_set(self.own_query)
+        own_terms = term_set(self.own_query) - asking_terms(self.own_query)
         stale = []
         for candidate, repeat, similarity in zip(candidates, repeated, own):
             article = store.article(candidate.article_row)
@@ -464,7 +472,7 @@ class Focus:
             reason = self.prefer is not None and bool(self.prefer.search(text))
             new = len(candidate.terms & self.aspect) / len(self.aspect) if self.aspect else 0.0
             if self.own_query:  # a follow-up: scored by its own words in the articles being discussed
-                shaped = own_shape is not None and has_shape(own_shape, text, self.own_query)
+                shaped = self.shape is not None and has_shape(self.shape, text, self.own_query)
                 covered = len(candidate.terms & own_terms) / len(own_terms) if own_terms else 0.0
                 candidate.score = (
                     FOLLOW_UP_BLEND * candidate.score

@@ -6,11 +6,28 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from assistant.answer import Answer, AnswerSettings, answer_question, quote
-from assistant.conversation import Turn, asks_to_repeat, contextual_query, is_follow_up, new_terms
+from assistant.answer import Answer, AnswerSettings, answer_question, answer_shape, quote
+from assistant.conversation import (
+    Turn,
+    asks_to_repeat,
+    contextual_query,
+    is_elliptical,
+    is_follow_up,
+    new_terms,
+    topic_chain,
+)
 from assistant.followup import discussed, keeps_dates, keeps_topic, quoted_first
 from assistant.overview import CorpusOverview, corpus_overview
-from assistant.question import Focus, Reading, event_dates, lead_candidates, read_question, related, wanted_pattern
+from assistant.question import (
+    Focus,
+    Reading,
+    asking_terms,
+    event_dates,
+    lead_candidates,
+    read_question,
+    related,
+    wanted_pattern,
+)
 from assistant.retrieval import Filters, Retriever
 from assistant.timeline import in_time_order
 from embeddings import backend
@@ -91,10 +108,15 @@ class Assistant:
         follow_up = bool(turns) and (
             is_follow_up(reading.query) or keeps_topic(self.retriever, reading.query, own_vector, searchable)
         )
-        earlier = [self.read(turn.question) for turn in turns[-2:]]  # a follow-up builds on the last two
+        # A follow-up builds on the last two questions, and on the topic a chain of follow-ups is about.
+        earlier = [self.read(earlier) for earlier in topic_chain([turn.question for turn in turns])]
         earlier_queries = [e.query for e in earlier]
+        shape = answer_shape(reading.query, times=True)
         if follow_up:
-            aspect = new_terms(reading.query, earlier_queries)
+            aspect = new_terms(reading.query, earlier_queries) - asking_terms(reading.query)
+            if is_elliptical(reading.query):  # "And Biogen?" asks what the question before it asked
+                reading = replace(reading, asks=reading.asks or earlier[-1].asks)
+                shape = shape or answer_shape(earlier_queries[-1], times=True)
             if reading.outlets is None and reading.dates is None:  # "And about NATO?" keeps the earlier outlets, dates
                 reading = replace(reading, outlets=earlier[-1].outlets, dates=earlier[-1].dates)
             if not keeps_dates(self.store, reading.dates, lead):  # "after the news": the news discussed, not a date
@@ -113,7 +135,15 @@ class Assistant:
             context = frozenset(article_id for article_id, _, _ in previous)
             own_query = reading.query if follow_up else ""
             focus = Focus(
-                tuple(sorted(reading.outlets or ())), prefer, leave_out, aspect, own_vector, context, own_query, lead
+                tuple(sorted(reading.outlets or ())),
+                prefer,
+                leave_out,
+                aspect,
+                own_vector,
+                context,
+                own_query,
+                lead,
+                shape=shape if follow_up else None,
             )
             answer = answer_question(
                 question, retriever=self.retriever, query=query, filters=narrowed, settings=settings, focus=focus
