@@ -378,6 +378,35 @@ def read_question(question: str, *, outlets=(), latest: str | None = None) -> Re
     )
 
 
+# Irregular verbs: a follow-up asks in the present ("When did he leave?"), news tells in the past ("He left").
+_IRREGULAR = (
+    "arise arose arisen|beat beat beaten|become became|begin began begun|bid bid|break broke broken|bring brought|"
+    "build built|buy bought|catch caught|choose chose chosen|come came|deal dealt|do did done|draw drew drawn|"
+    "drive drove driven|eat ate eaten|fall fell fallen|feel felt|fight fought|find found|fly flew flown|"
+    "forbid forbade forbidden|forget forgot forgotten|freeze froze frozen|get got gotten|give gave given|go went gone|"
+    "grow grew grown|hang hung|have had|hear heard|hide hid hidden|hold held|keep kept|know knew known|lay laid|"
+    "lead led|leave left|lend lent|lose lost|make made|mean meant|meet met|pay paid|ride rode ridden|ring rang rung|"
+    "rise rose risen|run ran|say said|see saw seen|seek sought|sell sold|send sent|shake shook shaken|shoot shot|"
+    "show showed shown|shrink shrank shrunk|sing sang sung|sink sank sunk|sit sat|sleep slept|speak spoke spoken|"
+    "spend spent|stand stood|steal stole stolen|stick stuck|strike struck|swear swore sworn|swim swam swum|"
+    "take took taken|teach taught|tear tore torn|tell told|think thought|throw threw thrown|understand understood|"
+    "wake woke woken|wear wore worn|win won|withdraw withdrew withdrawn|write wrote written"
+)
+BASE_FORMS = {
+    term: base
+    for verb in _IRREGULAR.split("|")
+    for base, *others in [[next(iter(terms(form)), form) for form in verb.split()]]
+    for term in others
+    if term != base
+}
+"""The term of each past form of an irregular verb, with the term of its base form ("left" -> "leav")."""
+
+
+def with_base_forms(found: frozenset[str]) -> frozenset[str]:
+    """Return the terms of a sentence with the base form of each irregular past form it holds added."""
+    return found | {BASE_FORMS[term] for term in found if term in BASE_FORMS}
+
+
 ASPECT_WEIGHT = 0.3
 """Added to a follow-up's candidate score for holding all of the terms that the follow-up adds to the earlier turns,
 and again times its similarity to the follow-up question alone."""
@@ -470,10 +499,11 @@ class Focus:
             article = store.article(candidate.article_row)
             text = article.text[candidate.start : candidate.end]
             reason = self.prefer is not None and bool(self.prefer.search(text))
-            new = len(candidate.terms & self.aspect) / len(self.aspect) if self.aspect else 0.0
+            found = with_base_forms(candidate.terms) if self.own_query else candidate.terms
+            new = len(found & self.aspect) / len(self.aspect) if self.aspect else 0.0
             if self.own_query:  # a follow-up: scored by its own words in the articles being discussed
                 shaped = self.shape is not None and has_shape(self.shape, text, self.own_query)
-                covered = len(candidate.terms & own_terms) / len(own_terms) if own_terms else 0.0
+                covered = len(found & own_terms) / len(own_terms) if own_terms else 0.0
                 candidate.score = (
                     FOLLOW_UP_BLEND * candidate.score
                     + settings.similarity_weight * similarity
