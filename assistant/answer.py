@@ -189,16 +189,21 @@ _TIME = re.compile(
     r"\d+ (?:days|weeks|months|years) (?:ago|later|earlier|before|after))\b",
     re.IGNORECASE,
 )
+# Questions that ask where, and the places that could answer them: a capitalised name after in, at, from, ...
+_ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
+_PLACE = re.compile(r"\b(?:in|at|from|to|near|outside|across)\s+(?:the\s+)?[A-Z][\w'’-]+")
 
 
-def answer_shape(query: str, *, times: bool = False) -> re.Pattern | None:
+def answer_shape(query: str, *, fine: bool = False) -> re.Pattern | None:
     """Return the pattern of the kind of answer the question asks for (a number, a name), None if not known.
 
-    With `times`, a question asking when gets the pattern of times (a year, a month, a weekday) rather than of any
-    number ("for almost 20 years" does not say when).
+    `fine` tells times and places apart: a question asking when gets the pattern of times (a year, a month, a
+    weekday) rather than of any number ("for almost 20 years" does not say when), one asking where that of places.
     """
-    if times and _ASKS_TIME.search(query):
+    if fine and _ASKS_TIME.search(query):
         return _TIME
+    if fine and _ASKS_PLACE.search(query):
+        return _PLACE
     if _ASKS_NUMBER.search(query):
         return _NUMBER
     return _NAME if _ASKS_NAME.search(query) else None

@@ -21,6 +21,10 @@ _PERSON = re.compile(r"\b(he|she|him|her|his|hers|they|them|their|theirs)\b", re
 _TOPIC = re.compile(r"\b(it|its|this|that|these|those|there|then)\b", re.IGNORECASE)
 _REPEAT = re.compile(r"\b(again|repeat|re-?quote|once more|exact (?:words|quote)|exactly)\b", re.IGNORECASE)
 _CONTINUATION = re.compile(r"^\s*(and|but|so|what about|how about|why|why not|what else)\b", re.IGNORECASE)
+_WHO_ELSE = re.compile(
+    r"\b(?:else|other|others|another|elsewhere)\b.*\b(?:report|say|said|carr|cover|wr[io]te|publish|mention|quot)\w*",
+    re.IGNORECASE,
+)
 _ASKING = re.compile(
     r"^\s*(?:(?:and|but|so)\s+)?(?!what about|how about)(?:what|who|whom|whose|when|where|why|which|how|is|are|was|"
     r"were|do|does|did|can|could|will|would|should|has|have|had)\b",
@@ -38,6 +42,11 @@ def is_follow_up(question: str) -> bool:
         return True
     words = len(terms(question))
     return words <= 1 or (words == 2 and not _named(question.split(None, 1)[-1]))
+
+
+def asks_who_else(question: str) -> bool:
+    """Return True if a follow-up asks which other sources carry what was quoted ("Who else reported it?")."""
+    return bool(_WHO_ELSE.search(question))
 
 
 def is_elliptical(question: str) -> bool:
@@ -62,9 +71,11 @@ def asks_to_repeat(question: str) -> bool:
 
 
 def new_terms(question: str, history: list[str], *, turns: int = 2) -> frozenset[str]:
-    """Return the terms a follow-up adds to the recent questions: the new aspect it asks about."""
+    """Return the terms a follow-up adds to the recent questions: the new aspect it asks about (not the words that
+    point back, such as "else")."""
     earlier = {term for question in history[-turns:] for term in terms(question)}
-    return frozenset(terms(question)) - earlier
+    pointing = {term for word in _ANAPHORA.findall(question) for term in terms(word)}
+    return frozenset(terms(question)) - earlier - pointing
 
 
 def _named(earlier: str) -> list[str]:

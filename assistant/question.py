@@ -446,6 +446,9 @@ class Focus:
     """A follow-up question alone (its new aspect, without the earlier turns), searched in the `lead` articles too."""
     lead: frozenset[str] = frozenset()
     """A follow-up's articles: those the last answers were about (see assistant/followup.py)."""
+    others: bool = False
+    """The question asks beyond what was quoted ("Who else reported it?"): the same statement from an article the
+    previous answer did not cite is new."""
     shape: re.Pattern | None = None
     """The kind of answer a follow-up asks for (see answer.answer_shape): its own, or an elliptical one's ("And
     Biogen?") that of the question before it."""
@@ -487,7 +490,7 @@ class Focus:
         if not (self.leave_out or self.prefer or self.aspect or self.own_vector is not None or len(self.outlets) > 1):
             return candidates  # a first question: nothing to rescore
         store = retriever.store
-        repeated = _repeats(retriever, candidates, self.leave_out, settings.grouping.same_vector)
+        repeated = _repeats(retriever, candidates, self.leave_out, settings.grouping.same_vector, others=self.others)
         own = [0.0] * len(candidates)
         if self.own_vector is not None:
             own = (retriever.sentence_vectors_of([c.row for c in candidates]) @ self.own_vector).tolist()
@@ -529,18 +532,24 @@ class Focus:
         return candidates
 
 
-def _repeats(retriever: Retriever, candidates: list, spans: frozenset, same: float) -> list[bool]:
-    """Return for each candidate whether it overlaps a quoted span or says the same as a candidate that does."""
+def _repeats(retriever: Retriever, candidates: list, spans: frozenset, same: float, *, others: bool) -> list[bool]:
+    """Return for each candidate whether it overlaps a quoted span or says the same as a candidate that does.
+
+    With `others` (the question asks who else said it), saying the same in an article not quoted is no repeat.
+    """
     store = retriever.store
+    ids = [store.article(c.article_row).id for c in candidates]
     quoted = [
         i
         for i, c in enumerate(candidates)
-        if any(a == store.article(c.article_row).id and c.start < end and start < c.end for a, start, end in spans)
+        if any(a == ids[i] and c.start < end and start < c.end for a, start, end in spans)
     ]
     if not quoted:
         return [False] * len(candidates)
     vectors = retriever.sentence_vectors_of([c.row for c in candidates])
-    return ((vectors @ vectors[quoted].T).max(axis=1) >= same).tolist()
+    same_as_quoted = ((vectors @ vectors[quoted].T).max(axis=1) >= same).tolist()
+    cited = {a for a, _, _ in spans}
+    return [repeat and (not others or article in cited) for repeat, article in zip(same_as_quoted, ids)]
 
 
 def lead_candidates(retriever: Retriever, filters: Filters) -> list[Candidate]:

@@ -10,6 +10,7 @@ from assistant.answer import Answer, AnswerSettings, answer_question, answer_sha
 from assistant.conversation import (
     Turn,
     asks_to_repeat,
+    asks_who_else,
     contextual_query,
     is_elliptical,
     is_follow_up,
@@ -32,6 +33,7 @@ from assistant.retrieval import Filters, Retriever
 from assistant.timeline import in_time_order
 from embeddings import backend
 from embeddings.encoder import Encoder, encoder_for_index
+from embeddings.terms import terms
 
 
 class Assistant:
@@ -105,20 +107,25 @@ class Assistant:
         aspect, own_vector = frozenset(), self.encoder.encode([reading.query])[0] if turns else None
         # Without a pronoun, a question follows up only on discussed articles that the filters still admit.
         searchable = frozenset(i for i in lead if filters is None or filters.admits(self.store.article_by_id[i]))
+        quoted = quoted_first(self.store, turns[-1]) if turns else ""
         follow_up = bool(turns) and (
             is_follow_up(reading.query) or keeps_topic(self.retriever, reading.query, own_vector, searchable)
         )
         # A follow-up builds on the last two questions, and on the topic a chain of follow-ups is about.
         earlier = [self.read(earlier) for earlier in topic_chain([turn.question for turn in turns])]
         earlier_queries = [e.query for e in earlier]
-        shape = answer_shape(reading.query, times=True)
+        shape = answer_shape(reading.query, fine=True)
+        who_else = follow_up and bool(quoted) and asks_who_else(question)
+        if who_else:  # the other articles' versions of what the last answer quoted first are what it asks for
+            own_vector = self.encoder.encode([quoted])[0]
         if follow_up:
             aspect = new_terms(reading.query, earlier_queries) - asking_terms(reading.query)
             if is_elliptical(reading.query):  # "And Biogen?" asks what the question before it asked
                 reading = replace(reading, asks=reading.asks or earlier[-1].asks)
-                shape = shape or answer_shape(earlier_queries[-1], times=True)
+                shape = shape or answer_shape(earlier_queries[-1], fine=True)
             if reading.outlets is None and reading.dates is None:  # "And about NATO?" keeps the earlier outlets, dates
-                reading = replace(reading, outlets=earlier[-1].outlets, dates=earlier[-1].dates)
+                outlets = None if who_else else earlier[-1].outlets  # "Who else reported it?" asks beyond them
+                reading = replace(reading, outlets=outlets, dates=earlier[-1].dates)
             if not keeps_dates(self.store, reading.dates, lead):  # "after the news": the news discussed, not a date
                 reading = replace(reading, query=question, dates=None, event=None)
         else:
@@ -128,12 +135,13 @@ class Assistant:
         if reading.only_dates:
             answer = self._leads(question, reading, narrowed, settings)
         else:
-            quoted = quoted_first(self.store, turns[-1]) if turns else ""
             query = contextual_query(reading.query, earlier_queries, follow_up=follow_up, quoted=quoted)
-            # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason.
-            prefer = wanted_pattern(reading.asks, reading.query if follow_up else "") if reading.asks else None
+            # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason; a bare
+            # "Why?" asks about the act the question before it named.
+            acts = next((q for q in [reading.query, *reversed(earlier_queries)] if terms(q)), "") if follow_up else ""
+            prefer = wanted_pattern(reading.asks, acts) if reading.asks else None
             context = frozenset(article_id for article_id, _, _ in previous)
-            own_query = reading.query if follow_up else ""
+            own_query = (quoted if who_else else reading.query) if follow_up else ""
             focus = Focus(
                 tuple(sorted(reading.outlets or ())),
                 prefer,
@@ -143,6 +151,7 @@ class Assistant:
                 context,
                 own_query,
                 lead,
+                others=who_else,
                 shape=shape if follow_up else None,
             )
             answer = answer_question(
