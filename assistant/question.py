@@ -85,7 +85,8 @@ REASON = re.compile(
     r"\b(because|since(?! \d)|due to|owing to|as a result|the result of|resulted from|reasons?|(?:main|key|chief|"
     r"principal|primary|biggest|major|security) concerns?|concerns? (?:about|regarding)|in order to|so that|"
     r"in light of|caused by|triggered by|prompted by|came after|in the wake of|blamed|as this is|that is why|"
-    r"which means|(?:thought|said|believed|understood|likely|seen) to be behind|(?:is|was|were|are) behind)\b",
+    r"which means|(?:thought|said|believed|understood|likely|seen) to be behind|(?:is|was|were|are) behind|"
+    r"after (?:learning|hearing|being told|discovering|realising|realizing|finding out))\b",
     re.IGNORECASE,
 )
 """Words that give a reason: sentences holding them are preferred for "why" questions."""
