@@ -25,6 +25,7 @@ _WHO_ELSE = re.compile(
     r"\b(?:else|other|others|another|elsewhere)\b.*\b(?:report|say|said|carr|cover|wr[io]te|publish|mention|quot)\w*",
     re.IGNORECASE,
 )
+_BARE = re.compile(r"\W*(?:(?:and|but|so)\W+)?(?:why|when|where|how|who|what)(?:\W+not)?\W*", re.IGNORECASE)
 _ASKING = re.compile(
     r"^\s*(?:(?:and|but|so)\s+)?(?!what about|how about)(?:what|who|whom|whose|when|where|why|which|how|is|are|was|"
     r"were|do|does|did|can|could|will|would|should|has|have|had)\b",
@@ -47,6 +48,12 @@ def is_follow_up(question: str) -> bool:
 def asks_who_else(question: str) -> bool:
     """Return True if a follow-up asks which other sources carry what was quoted ("Who else reported it?")."""
     return bool(_WHO_ELSE.search(question))
+
+
+def is_bare(question: str) -> bool:
+    """Return True if a question is a question word alone ("Why?", "And when?"): it asks about the last question's
+    subject."""
+    return bool(_BARE.fullmatch(question))
 
 
 def is_elliptical(question: str) -> bool:

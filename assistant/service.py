@@ -13,6 +13,7 @@ from assistant.conversation import (
     asks_to_repeat,
     asks_who_else,
     contextual_query,
+    is_bare,
     is_elliptical,
     is_follow_up,
     new_terms,
@@ -147,7 +148,7 @@ class Assistant:
         query = contextual_query(reading.query, earlier_queries, follow_up=True, quoted=quoted)
         # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason; a bare
         # "Why?" asks about the act the question before it named.
-        acts = next((q for q in [reading.query, *reversed(earlier_queries)] if terms(q)), "")
+        acts = next((q for q in reversed(earlier_queries) if terms(q)), "") if is_bare(question) else reading.query
         focus = Focus(
             tuple(sorted(reading.outlets or ())),
             wanted_pattern(reading.asks, acts) if reading.asks else None,

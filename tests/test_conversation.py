@@ -121,9 +121,9 @@ DRUG = (
 )
 DESIGNER = (
     "Games designer Peter Molyneux has been made an OBE in the New Year Honours.\n\nMr Molyneux said he would never"
-    " leave the computer games industry, where he has worked for almost 20 years. His career started at Bullfrog Studios, which"
-    " produced the game Populous. He left Bullfrog in 1997 to set up Lionhead Studios. He said the honour had come"
-    " completely out of the blue.\n"
+    " leave the computer games industry, where he has worked for almost 20 years. His career started at Bullfrog"
+    " Studios, which produced the game Populous. He left Bullfrog in 1997 to set up Lionhead Studios. He said the"
+    " honour had come completely out of the blue.\n"
 )
 STORE = (
     "The toy retailer will leave the high street after 40 years of trading.\n\nIts owners said shoppers who want to"
@@ -175,3 +175,17 @@ def test_a_short_question_naming_nothing_follows_up():
     assert is_follow_up("Who came second?") and not is_follow_up("Who won the World Cup?")
     assert is_elliptical("And Biogen?") and is_elliptical("What about 2014?")
     assert not is_elliptical("And when did he leave?")
+
+
+def test_who_else_reported_it_quotes_the_other_outlets_versions(seed_assistant):
+    questions = ["What did Peskov say about prerequisites for negotiations?", "What did TASS say about it?"]
+    answer = _converse(seed_assistant, [*questions, "Who else reported it?"])  # beyond TASS, which was asked before
+    others = [c for c in answer.citations if c.article_id[:3] in ("001", "002") and "no prerequisites" in c.excerpt]
+    assert others, answer.answer
+    assert_exact_spans(answer)
+
+
+def test_a_bare_why_asks_about_the_act_the_last_question_named(seed_assistant):
+    questions = ["Who did Defense Minister Andrey Belousov call?", "When?", "Why?"]
+    answer = _converse(seed_assistant, questions)  # "When?" names nothing: the call is what "Why?" asks about
+    assert any("reducing the risk of possible escalation" in c.excerpt for c in answer.citations), answer.answer
