@@ -180,8 +180,30 @@ _ASKS_NAME = re.compile(r"^\s*(who|whom|whose)\b|\b(which|what) (person|man|woma
 _NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")
 
 
-def answer_shape(query: str) -> re.Pattern | None:
-    """Return the pattern of the kind of answer the question asks for (a number, a name), None if not known."""
+# Questions that ask for a time, and the words that could answer them: a year, a month, a weekday, a relative day.
+_ASKS_TIME = re.compile(r"\b(when|what year|which year|what date|what time|since when)\b", re.IGNORECASE)
+_TIME = re.compile(
+    r"\b(?:1[5-9]\d\d|20\d\d|(?:jan|febr)uary|march|april|may|june|july|august|september|october|november|december|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow|"
+    r"(?:last|next|this|that|the following|the previous) (?:week|month|year|season|summer|winter|spring|autumn)|"
+    r"\d+ (?:days|weeks|months|years) (?:ago|later|earlier|before|after))\b",
+    re.IGNORECASE,
+)
+# Questions that ask where, and the places that could answer them: a capitalised name after in, at, from, ...
+_ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
+_PLACE = re.compile(r"\b(?:in|at|from|to|near|outside|across)\s+(?:the\s+)?[A-Z][\w'’-]+")
+
+
+def answer_shape(query: str, *, fine: bool = False) -> re.Pattern | None:
+    """Return the pattern of the kind of answer the question asks for (a number, a name), None if not known.
+
+    `fine` tells times and places apart: a question asking when gets the pattern of times (a year, a month, a
+    weekday) rather than of any number ("for almost 20 years" does not say when), one asking where that of places.
+    """
+    if fine and _ASKS_TIME.search(query):
+        return _TIME
+    if fine and _ASKS_PLACE.search(query):
+        return _PLACE
     if _ASKS_NUMBER.search(query):
         return _NUMBER
     return _NAME if _ASKS_NAME.search(query) else None

@@ -21,11 +21,55 @@ _PERSON = re.compile(r"\b(he|she|him|her|his|hers|they|them|their|theirs)\b", re
 _TOPIC = re.compile(r"\b(it|its|this|that|these|those|there|then)\b", re.IGNORECASE)
 _REPEAT = re.compile(r"\b(again|repeat|re-?quote|once more|exact (?:words|quote)|exactly)\b", re.IGNORECASE)
 _CONTINUATION = re.compile(r"^\s*(and|but|so|what about|how about|why|why not|what else)\b", re.IGNORECASE)
+_WHO_ELSE = re.compile(
+    r"\b(?:else|other|others|another|elsewhere)\b.*\b(?:report|say|said|carr|cover|wr[io]te|publish|mention|quot)\w*",
+    re.IGNORECASE,
+)
+_BARE = re.compile(r"\W*(?:(?:and|but|so)\W+)?(?:why|when|where|how|who|what)(?:\W+not)?\W*", re.IGNORECASE)
+_ASKING = re.compile(
+    r"^\s*(?:(?:and|but|so)\s+)?(?!what about|how about)(?:what|who|whom|whose|when|where|why|which|how|is|are|was|"
+    r"were|do|does|did|can|could|will|would|should|has|have|had)\b",
+    re.IGNORECASE,
+)
+"""A question that asks in its own words: it opens with a question word ("And when did he leave?")."""
 
 
 def is_follow_up(question: str) -> bool:
-    """Return True if the question leans on earlier turns: a pronoun, a continuation, or almost no content words."""
-    return bool(_ANAPHORA.search(question) or _CONTINUATION.match(question)) or len(terms(question)) <= 1
+    """Return True if the question leans on earlier turns: a pronoun, a continuation, or almost no content words.
+
+    Two content words and no name ("Who came second?") are too few to ask about anything by themselves.
+    """
+    if _ANAPHORA.search(question) or _CONTINUATION.match(question):
+        return True
+    words = len(terms(question))
+    return words <= 1 or (words == 2 and not _named(question.split(None, 1)[-1]))
+
+
+def asks_who_else(question: str) -> bool:
+    """Return True if a follow-up asks which other sources carry what was quoted ("Who else reported it?")."""
+    return bool(_WHO_ELSE.search(question))
+
+
+def is_bare(question: str) -> bool:
+    """Return True if a question is a question word alone ("Why?", "And when?"): it asks about the last question's
+    subject."""
+    return bool(_BARE.fullmatch(question))
+
+
+def is_elliptical(question: str) -> bool:
+    """Return True if a follow-up asks nothing in its own words ("And Biogen?", "What about 2014?"): it asks what
+    the previous question asked, about something else."""
+    return not _ASKING.match(question)
+
+
+def topic_chain(history: list[str], *, turns: int = 2) -> list[str]:
+    """Return the earlier questions a follow-up builds on: the last `turns`, after the last self-contained question
+    before them when they are all follow-ups ("What is it called?", "When could it appear?" point back to it)."""
+    recent = history[-turns:]
+    if not all(is_follow_up(question) for question in recent):
+        return recent
+    anchor = next((question for question in reversed(history[:-turns]) if not is_follow_up(question)), None)
+    return [anchor, *recent] if anchor else recent
 
 
 def asks_to_repeat(question: str) -> bool:
@@ -34,9 +78,11 @@ def asks_to_repeat(question: str) -> bool:
 
 
 def new_terms(question: str, history: list[str], *, turns: int = 2) -> frozenset[str]:
-    """Return the terms a follow-up adds to the recent questions: the new aspect it asks about."""
+    """Return the terms a follow-up adds to the recent questions: the new aspect it asks about (not the words that
+    point back, such as "else")."""
     earlier = {term for question in history[-turns:] for term in terms(question)}
-    return frozenset(terms(question)) - earlier
+    pointing = {term for word in _ANAPHORA.findall(question) for term in terms(word)}
+    return frozenset(terms(question)) - earlier - pointing
 
 
 def _named(earlier: str) -> list[str]:
@@ -44,23 +90,21 @@ def _named(earlier: str) -> list[str]:
     return [word for word in _CAPITALISED.findall(earlier) if terms(word)]
 
 
-def contextual_query(
-    question: str, history: list[str], *, turns: int = 2, follow_up: bool | None = None, quoted: str = ""
-) -> str:
+def contextual_query(question: str, history: list[str], *, follow_up: bool | None = None, quoted: str = "") -> str:
     """Return the text to search with: a follow-up question together with what it points back to.
 
-    A question about a person ("What did he say about Macron?") carries over only the names in the recent
-    questions and the full names in what the last answer `quoted` first ("Ray Mallon" for "What is he
-    nicknamed?"), so that it keeps its own focus; one about a topic ("How did the Kremlin react to that?")
-    carries over the recent questions whole.
+    `history` holds the questions it builds on (see topic_chain). A question about a person ("What did he say about
+    Macron?") carries over only the names in those questions and the full names in what the last answer `quoted`
+    first ("Ray Mallon" for "What is he nicknamed?"), so that it keeps its own focus; one about a topic ("How did
+    the Kremlin react to that?") carries over those questions whole.
     """
     if not history or not (is_follow_up(question) if follow_up is None else follow_up):
         return question
     if _PERSON.search(question) and not _TOPIC.search(question):
-        names = [name for earlier in history[-turns:] for name in _named(earlier)] + _FULL_NAME.findall(quoted)
+        names = [name for earlier in history for name in _named(earlier)] + _FULL_NAME.findall(quoted)
         if names:
             return " ".join([question, *dict.fromkeys(names)])
-    return " ".join([*history[-turns:], question])
+    return " ".join([*history, question])
 
 
 Span = tuple[str, int, int]

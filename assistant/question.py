@@ -85,7 +85,8 @@ REASON = re.compile(
     r"\b(because|since(?! \d)|due to|owing to|as a result|the result of|resulted from|reasons?|(?:main|key|chief|"
     r"principal|primary|biggest|major|security) concerns?|concerns? (?:about|regarding)|in order to|so that|"
     r"in light of|caused by|triggered by|prompted by|came after|in the wake of|blamed|as this is|that is why|"
-    r"which means)\b",
+    r"which means|(?:thought|said|believed|understood|likely|seen) to be behind|(?:is|was|were|are) behind|"
+    r"after (?:learning|hearing|being told|discovering|realising|realizing|finding out))\b",
     re.IGNORECASE,
 )
 """Words that give a reason: sentences holding them are preferred for "why" questions."""
@@ -100,6 +101,12 @@ ASKS = (
                         r"\bwhat(?:'s| is| was) (?:its|their|the) name\b", re.I),
      re.compile(r"\b(known as|called|named|dubbed|stands for|branded|name)\b", re.I)),
 )  # fmt: skip
+
+
+def asking_terms(question: str) -> frozenset[str]:
+    """Return the terms of the words saying what a question asks for ("called" in "What is it called?", "react"):
+    they name the kind of answer, not its topic."""
+    return frozenset(term for _, asking, _ in ASKS for match in asking.finditer(question) for term in terms(match[0]))
 
 
 def wanted_pattern(asks: str, words: str = "") -> re.Pattern:
@@ -372,6 +379,35 @@ def read_question(question: str, *, outlets=(), latest: str | None = None) -> Re
     )
 
 
+# Irregular verbs: a follow-up asks in the present ("When did he leave?"), news tells in the past ("He left").
+_IRREGULAR = (
+    "arise arose arisen|beat beat beaten|become became|begin began begun|bid bid|break broke broken|bring brought|"
+    "build built|buy bought|catch caught|choose chose chosen|come came|deal dealt|do did done|draw drew drawn|"
+    "drive drove driven|eat ate eaten|fall fell fallen|feel felt|fight fought|find found|fly flew flown|"
+    "forbid forbade forbidden|forget forgot forgotten|freeze froze frozen|get got gotten|give gave given|go went gone|"
+    "grow grew grown|hang hung|have had|hear heard|hide hid hidden|hold held|keep kept|know knew known|lay laid|"
+    "lead led|leave left|lend lent|lose lost|make made|mean meant|meet met|pay paid|ride rode ridden|ring rang rung|"
+    "rise rose risen|run ran|say said|see saw seen|seek sought|sell sold|send sent|shake shook shaken|shoot shot|"
+    "show showed shown|shrink shrank shrunk|sing sang sung|sink sank sunk|sit sat|sleep slept|speak spoke spoken|"
+    "spend spent|stand stood|steal stole stolen|stick stuck|strike struck|swear swore sworn|swim swam swum|"
+    "take took taken|teach taught|tear tore torn|tell told|think thought|throw threw thrown|understand understood|"
+    "wake woke woken|wear wore worn|win won|withdraw withdrew withdrawn|write wrote written"
+)
+BASE_FORMS = {
+    term: base
+    for verb in _IRREGULAR.split("|")
+    for base, *others in [[next(iter(terms(form)), form) for form in verb.split()]]
+    for term in others
+    if term != base
+}
+"""The term of each past form of an irregular verb, with the term of its base form ("left" -> "leav")."""
+
+
+def with_base_forms(found: frozenset[str]) -> frozenset[str]:
+    """Return the terms of a sentence with the base form of each irregular past form it holds added."""
+    return found | {BASE_FORMS[term] for term in found if term in BASE_FORMS}
+
+
 ASPECT_WEIGHT = 0.3
 """Added to a follow-up's candidate score for holding all of the terms that the follow-up adds to the earlier turns,
 and again times its similarity to the follow-up question alone."""
@@ -411,6 +447,12 @@ class Focus:
     """A follow-up question alone (its new aspect, without the earlier turns), searched in the `lead` articles too."""
     lead: frozenset[str] = frozenset()
     """A follow-up's articles: those the last answers were about (see assistant/followup.py)."""
+    others: bool = False
+    """The question asks beyond what was quoted ("Who else reported it?"): the same statement from an article the
+    previous answer did not cite is new."""
+    shape: re.Pattern | None = None
+    """The kind of answer a follow-up asks for (see answer.answer_shape): its own, or an elliptical one's ("And
+    Biogen?") that of the question before it."""
 
     def search(self, retriever: Retriever, query: str, *, k: int, filters: Filters | None, query_vector) -> list[Hit]:
         """Return the best passages for `query`: with several named outlets, each outlet's best in turn; in a
@@ -449,23 +491,23 @@ class Focus:
         if not (self.leave_out or self.prefer or self.aspect or self.own_vector is not None or len(self.outlets) > 1):
             return candidates  # a first question: nothing to rescore
         store = retriever.store
-        repeated = _repeats(retriever, candidates, self.leave_out, settings.grouping.same_vector)
+        repeated = _repeats(retriever, candidates, self.leave_out, settings.grouping.same_vector, others=self.others)
         own = [0.0] * len(candidates)
         if self.own_vector is not None:
             own = (retriever.sentence_vectors_of([c.row for c in candidates]) @ self.own_vector).tolist()
-        from assistant.answer import answer_shape, has_shape  # answer imports this module's Focus for its type only
+        from assistant.answer import has_shape  # answer imports this module's Focus for its type only
 
-        own_shape = answer_shape(self.own_query)
-        own_terms = term_set(self.own_query)
+        own_terms = term_set(self.own_query) - asking_terms(self.own_query)
         stale = []
         for candidate, repeat, similarity in zip(candidates, repeated, own):
             article = store.article(candidate.article_row)
             text = article.text[candidate.start : candidate.end]
             reason = self.prefer is not None and bool(self.prefer.search(text))
-            new = len(candidate.terms & self.aspect) / len(self.aspect) if self.aspect else 0.0
+            found = with_base_forms(candidate.terms) if self.own_query else candidate.terms
+            new = len(found & self.aspect) / len(self.aspect) if self.aspect else 0.0
             if self.own_query:  # a follow-up: scored by its own words in the articles being discussed
-                shaped = own_shape is not None and has_shape(own_shape, text, self.own_query)
-                covered = len(candidate.terms & own_terms) / len(own_terms) if own_terms else 0.0
+                shaped = self.shape is not None and has_shape(self.shape, text, self.own_query)
+                covered = len(found & own_terms) / len(own_terms) if own_terms else 0.0
                 candidate.score = (
                     FOLLOW_UP_BLEND * candidate.score
                     + settings.similarity_weight * similarity
@@ -491,18 +533,24 @@ class Focus:
         return candidates
 
 
-def _repeats(retriever: Retriever, candidates: list, spans: frozenset, same: float) -> list[bool]:
-    """Return for each candidate whether it overlaps a quoted span or says the same as a candidate that does."""
+def _repeats(retriever: Retriever, candidates: list, spans: frozenset, same: float, *, others: bool) -> list[bool]:
+    """Return for each candidate whether it overlaps a quoted span or says the same as a candidate that does.
+
+    With `others` (the question asks who else said it), saying the same in an article not quoted is no repeat.
+    """
     store = retriever.store
+    ids = [store.article(c.article_row).id for c in candidates]
     quoted = [
         i
         for i, c in enumerate(candidates)
-        if any(a == store.article(c.article_row).id and c.start < end and start < c.end for a, start, end in spans)
+        if any(a == ids[i] and c.start < end and start < c.end for a, start, end in spans)
     ]
     if not quoted:
         return [False] * len(candidates)
     vectors = retriever.sentence_vectors_of([c.row for c in candidates])
-    return ((vectors @ vectors[quoted].T).max(axis=1) >= same).tolist()
+    same_as_quoted = ((vectors @ vectors[quoted].T).max(axis=1) >= same).tolist()
+    cited = {a for a, _, _ in spans}
+    return [repeat and (not others or article in cited) for repeat, article in zip(same_as_quoted, ids)]
 
 
 def lead_candidates(retriever: Retriever, filters: Filters) -> list[Candidate]:

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import replace
 from pathlib import Path
 
-from assistant.answer import Answer, AnswerSettings, answer_question, quote
-from assistant.conversation import Turn, asks_to_repeat, contextual_query, is_follow_up, new_terms
+from assistant.answer import Answer, AnswerSettings, answer_question, answer_shape, quote
+from assistant.conversation import (
+    Turn,
+    asks_to_repeat,
+    asks_who_else,
+    contextual_query,
+    is_bare,
+    is_elliptical,
+    is_follow_up,
+    new_terms,
+    topic_chain,
+)
 from assistant.followup import discussed, keeps_dates, keeps_topic, quoted_first
 from assistant.overview import CorpusOverview, corpus_overview
-from assistant.question import Focus, Reading, event_dates, lead_candidates, read_question, related, wanted_pattern
+from assistant.question import (
+    Focus,
+    Reading,
+    asking_terms,
+    event_dates,
+    lead_candidates,
+    read_question,
+    related,
+    wanted_pattern,
+)
 from assistant.retrieval import Filters, Retriever
 from assistant.timeline import in_time_order
 from embeddings import backend
 from embeddings.encoder import Encoder, encoder_for_index
+from embeddings.terms import terms
 
 
 class Assistant:
@@ -83,43 +104,80 @@ class Assistant:
         reading = self.read(question)
         if turns:
             turns[-1] = self._answered(turns, filters, settings)
-        previous = turns[-1].cited if turns else frozenset()
-        lead = discussed(turns)
-        aspect, own_vector = frozenset(), self.encoder.encode([reading.query])[0] if turns else None
-        # Without a pronoun, a question follows up only on discussed articles that the filters still admit.
-        searchable = frozenset(i for i in lead if filters is None or filters.admits(self.store.article_by_id[i]))
-        follow_up = bool(turns) and (
-            is_follow_up(reading.query) or keeps_topic(self.retriever, reading.query, own_vector, searchable)
-        )
-        earlier = [self.read(turn.question) for turn in turns[-2:]]  # a follow-up builds on the last two
-        earlier_queries = [e.query for e in earlier]
-        if follow_up:
-            aspect = new_terms(reading.query, earlier_queries)
-            if reading.outlets is None and reading.dates is None:  # "And about NATO?" keeps the earlier outlets, dates
-                reading = replace(reading, outlets=earlier[-1].outlets, dates=earlier[-1].dates)
-            if not keeps_dates(self.store, reading.dates, lead):  # "after the news": the news discussed, not a date
-                reading = replace(reading, query=question, dates=None, event=None)
-        else:
-            lead, own_vector = frozenset(), None
-        leave_out = frozenset() if asks_to_repeat(question) else previous
+        reading, query, focus = self._in_context(question, reading, turns, filters)
         narrowed = reading.filters(filters)
         if reading.only_dates:
             answer = self._leads(question, reading, narrowed, settings)
         else:
-            quoted = quoted_first(self.store, turns[-1]) if turns else ""
-            query = contextual_query(reading.query, earlier_queries, follow_up=follow_up, quoted=quoted)
-            # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason.
-            prefer = wanted_pattern(reading.asks, reading.query if follow_up else "") if reading.asks else None
-            context = frozenset(article_id for article_id, _, _ in previous)
-            own_query = reading.query if follow_up else ""
-            focus = Focus(
-                tuple(sorted(reading.outlets or ())), prefer, leave_out, aspect, own_vector, context, own_query, lead
-            )
             answer = answer_question(
                 question, retriever=self.retriever, query=query, filters=narrowed, settings=settings, focus=focus
             )
         answer = replace(answer, evidence=answer.evidence | {"reading": reading.to_json()}, filters=narrowed)
         return in_time_order(answer) if reading.time_order and not answer.abstained else answer
+
+    def _in_context(
+        self, question: str, reading: Reading, turns: list[Turn], filters: Filters | None
+    ) -> tuple[Reading, str, Focus]:
+        """Return a question's reading in its conversation, the text to search and how to pick what to quote.
+
+        A follow-up is read as pointing back to the last turns (their outlets and dates, what they asked for), and
+        is searched together with them; what the previous answer quoted is left out unless asked for again.
+        """
+        previous = turns[-1].cited if turns else frozenset()
+        lead = discussed(turns)
+        own_vector = self.encoder.encode([reading.query])[0] if turns else None
+        # Without a pronoun, a question follows up only on discussed articles that the filters still admit.
+        searchable = frozenset(i for i in lead if filters is None or filters.admits(self.store.article_by_id[i]))
+        follow_up = bool(turns) and (
+            is_follow_up(reading.query) or keeps_topic(self.retriever, reading.query, own_vector, searchable)
+        )
+        leave_out = frozenset() if asks_to_repeat(question) else previous
+        context = frozenset(article_id for article_id, _, _ in previous)
+        if not follow_up:
+            prefer = wanted_pattern(reading.asks) if reading.asks else None
+            focus = Focus(tuple(sorted(reading.outlets or ())), prefer, leave_out, context=context)
+            return reading, reading.query, focus
+        # A follow-up builds on the last two questions, and on the topic a chain of follow-ups is about.
+        earlier = [self.read(earlier) for earlier in topic_chain([turn.question for turn in turns])]
+        earlier_queries = [e.query for e in earlier]
+        quoted = quoted_first(self.store, turns[-1])
+        who_else = bool(quoted) and asks_who_else(question)
+        if who_else:  # the other articles' versions of what the last answer quoted first are what it asks for
+            own_vector = self.encoder.encode([quoted])[0]
+        reading, shape = self._follow_up_reading(question, reading, earlier, lead, who_else=who_else)
+        query = contextual_query(reading.query, earlier_queries, follow_up=True, quoted=quoted)
+        # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason; a bare
+        # "Why?" asks about the act the question before it named.
+        acts = next((q for q in reversed(earlier_queries) if terms(q)), "") if is_bare(question) else reading.query
+        focus = Focus(
+            tuple(sorted(reading.outlets or ())),
+            wanted_pattern(reading.asks, acts) if reading.asks else None,
+            leave_out,
+            new_terms(reading.query, earlier_queries) - asking_terms(reading.query),
+            own_vector,
+            context,
+            quoted if who_else else reading.query,
+            lead,
+            others=who_else,
+            shape=shape,
+        )
+        return reading, query, focus
+
+    def _follow_up_reading(
+        self, question: str, reading: Reading, earlier: list[Reading], lead: frozenset[str], *, who_else: bool
+    ) -> tuple[Reading, re.Pattern | None]:
+        """Return a follow-up's reading with what it takes from the questions before it, and the kind of answer it
+        asks for."""
+        shape = answer_shape(reading.query, fine=True)
+        if is_elliptical(reading.query):  # "And Biogen?" asks what the question before it asked
+            reading = replace(reading, asks=reading.asks or earlier[-1].asks)
+            shape = shape or answer_shape(earlier[-1].query, fine=True)
+        if reading.outlets is None and reading.dates is None:  # "And about NATO?" keeps the earlier outlets, dates
+            outlets = None if who_else else earlier[-1].outlets  # "Who else reported it?" asks beyond them
+            reading = replace(reading, outlets=outlets, dates=earlier[-1].dates)
+        if not keeps_dates(self.store, reading.dates, lead):  # "after the news": the news discussed, not a date
+            reading = replace(reading, query=question, dates=None, event=None)
+        return reading, shape
 
     def read(self, question: str) -> Reading:
         """Return the reading of `question` over this corpus: its outlets, and dates that some article has.

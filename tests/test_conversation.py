@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from assistant.cli import main
-from assistant.conversation import Conversation, Turn, contextual_query
+from assistant.conversation import Conversation, Turn, contextual_query, is_elliptical, is_follow_up, topic_chain
 from assistant.service import Assistant
 from embeddings import settings
 from embeddings.indexer import update_index
@@ -109,3 +111,81 @@ def test_a_person_pronoun_carries_the_names_the_last_answer_quoted():
     quoted = "Middlesbrough mayor Ray Mallon has been drafted in to boost the Yes campaign."
     query = contextual_query("What is he nicknamed?", ["Who was drafted in to boost the campaign?"], quoted=quoted)
     assert "Ray" in query and "Mallon" in query and "drafted" not in query
+
+
+DRUG = (
+    "Shares in Elan and Biogen Idec plunged on Monday after the two firms suspended sales of their new multiple"
+    " sclerosis drug Tysabri.\n\nOn the New York Stock Exchange, shares in Elan lost 70% while its partner Biogen Idec"
+    " shed 43%. Analysts had expected the drug to become a best seller for both companies. The firms said they would"
+    " review the safety data with regulators before deciding what to do next.\n"
+)
+DESIGNER = (
+    "Games designer Peter Molyneux has been made an OBE in the New Year Honours.\n\nMr Molyneux said he would never"
+    " leave the computer games industry, where he has worked for almost 20 years. His career started at Bullfrog"
+    " Studios, which produced the game Populous. He left Bullfrog in 1997 to set up Lionhead Studios. He said the"
+    " honour had come completely out of the blue.\n"
+)
+STORE = (
+    "The toy retailer will leave the high street after 40 years of trading.\n\nIts owners said shoppers who want to"
+    " leave a review can still do so online. About 300 staff will leave the company when the last shops close.\n"
+)
+
+
+@pytest.fixture(scope="module")
+def news_assistant(tmp_path_factory, encoder) -> Assistant:
+    """Return an assistant over three short made-up news articles: a drug recall, a games designer, a shop closure."""
+    folder = tmp_path_factory.mktemp("follow-up-news")
+    (folder / "articles").mkdir()
+    for name, text in {"drug": DRUG, "designer": DESIGNER, "store": STORE}.items():
+        (folder / "articles" / f"{name}.txt").write_text(text, encoding="utf-8")
+    update_index([folder / "articles"], index_dir=folder / "index", encoder=encoder, progress=False)
+    return Assistant(folder / "index", encoder=encoder)
+
+
+def _converse(assistant: Assistant, questions: list[str]):
+    """Return the answer to the last of `questions`, each asked with the turns before it, as the chat does."""
+    conversation = Conversation()
+    for question in questions[:-1]:
+        conversation.add(question, assistant.ask(question, history=conversation.turns))
+    return assistant.ask(questions[-1], history=conversation.turns)
+
+
+def test_an_elliptical_follow_up_asks_what_the_question_before_it_asked(news_assistant):
+    questions = ["Why did Elan and Biogen Idec shares plunge?", "How much did Elan lose?", "And Biogen?"]
+    answer = _converse(news_assistant, questions)  # Biogen is in the first question: only the asked kind is new
+    assert any("43%" in c.excerpt for c in answer.citations), answer.answer
+
+
+def test_when_did_he_leave_quotes_the_year_he_left(news_assistant):
+    questions = ["Which games designer was made an OBE?", "Where did his career start?", "And when did he leave?"]
+    answer = _converse(news_assistant, questions)  # "left" is "leave" in the past; "almost 20 years" is no time
+    first = answer.citations[answer.statements[0].citations[0] - 1]
+    assert first.article_id == "designer" and "1997" in first.excerpt, answer.answer
+
+
+def test_a_chain_of_follow_ups_keeps_the_question_that_set_its_topic():
+    history = ["Which company developed a phone chip?", "What is it called?", "When could it appear?"]
+    assert topic_chain(history) == history
+    assert topic_chain(["Who is Bruce Willis suing?", *history]) == history
+    query = contextual_query("Who is its competition?", topic_chain(history))
+    assert query.startswith("Which company developed a phone chip?")
+
+
+def test_a_short_question_naming_nothing_follows_up():
+    assert is_follow_up("Who came second?") and not is_follow_up("Who won the World Cup?")
+    assert is_elliptical("And Biogen?") and is_elliptical("What about 2014?")
+    assert not is_elliptical("And when did he leave?")
+
+
+def test_who_else_reported_it_quotes_the_other_outlets_versions(seed_assistant):
+    questions = ["What did Peskov say about prerequisites for negotiations?", "What did TASS say about it?"]
+    answer = _converse(seed_assistant, [*questions, "Who else reported it?"])  # beyond TASS, which was asked before
+    others = [c for c in answer.citations if c.article_id[:3] in ("001", "002") and "no prerequisites" in c.excerpt]
+    assert others, answer.answer
+    assert_exact_spans(answer)
+
+
+def test_a_bare_why_asks_about_the_act_the_last_question_named(seed_assistant):
+    questions = ["Who did Defense Minister Andrey Belousov call?", "When?", "Why?"]
+    answer = _converse(seed_assistant, questions)  # "When?" names nothing: the call is what "Why?" asks about
+    assert any("reducing the risk of possible escalation" in c.excerpt for c in answer.citations), answer.answer
