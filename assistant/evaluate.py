@@ -12,10 +12,10 @@ from pathlib import Path
 
 from assistant.answer import Answer, AnswerSettings
 from assistant.service import Assistant
-from assistant.statements import Claim, Grouping, claim, dangling_marks, same_statement
+from assistant.statements import Claim, Grouping, claim, dangling_marks, same_statement, topic_terms
 from embeddings.articles import Article
 from embeddings.encoder import Encoder
-from embeddings.terms import terms
+from embeddings.terms import term_set, terms
 
 RETRIEVAL_DEPTH = 5
 
@@ -372,12 +372,14 @@ class ConversationReport:
 
 @dataclass(frozen=True)
 class SentencePair:
-    """Two sentences from two articles, labelled by reading them: the same statement or not; and their split."""
+    """Two sentences from two articles, labelled by reading them: the same statement or not; their split, and the ids
+    of their articles when known."""
 
     a: str
     b: str
     same: bool
     split: str
+    articles: frozenset[str] = frozenset()
 
 
 def read_pairs(path: Path) -> list[SentencePair]:
@@ -389,7 +391,8 @@ def read_pairs(path: Path) -> list[SentencePair]:
             raise ValueError(
                 f'{path}, line {number}: expected an object with strings "a" and "b" and "same": a boolean'
             )
-        pairs.append(SentencePair(*texts, record["same"], str(record.get("split", "dev"))))
+        articles = frozenset(str(record[key]) for key in ("a_id", "b_id") if key in record)
+        pairs.append(SentencePair(*texts, record["same"], str(record.get("split", "dev")), articles))
     if not pairs:
         raise ValueError(f"{path} holds no sentence pairs")
     return pairs
@@ -420,9 +423,24 @@ def reworded(pair: SentencePair) -> bool:
     return len(a & b) < 0.5 * len(a | b)
 
 
-def score_grouping(pairs: list[SentencePair], claims: Mapping[str, Claim], grouping: Grouping) -> GroupingScore:
-    """Return the precision and recall of grouping the pairs (1.0 when nothing is grouped or nothing is the same)."""
-    said = [same_statement(claims[p.a], claims[p.b], grouping) for p in pairs]
+def pair_topics(pairs: list[SentencePair], grouping: Grouping) -> dict[frozenset[str], frozenset[str]]:
+    """Return the topic terms of each pair of articles, told from all the sentences the pairs quote from them (as an
+    answer tells them from the sentences it retrieved); none for pairs without article ids."""
+    texts: dict[frozenset[str], set[str]] = {}
+    for p in pairs:
+        texts.setdefault(p.articles, set()).update((p.a, p.b))
+    return {ids: topic_terms([term_set(t) for t in sorted(quoted)], grouping) if ids else frozenset()
+            for ids, quoted in texts.items()}  # fmt: skip
+
+
+def score_grouping(
+    pairs: list[SentencePair], claims: Mapping[str, Claim], grouping: Grouping, topics: Mapping | None = None
+) -> GroupingScore:
+    """Return the precision and recall of grouping the pairs (1.0 when nothing is grouped or nothing is the same).
+
+    `topics` (see `pair_topics`) are told from these pairs unless given (from a larger set holding them)."""
+    topics = pair_topics(pairs, grouping) if topics is None else topics
+    said = [same_statement(claims[p.a], claims[p.b], grouping, topics[p.articles]) for p in pairs]
     true_positive = sum(s and p.same for s, p in zip(said, pairs))
     predicted, actual = sum(said), sum(p.same for p in pairs)
     rewords = [s for s, p in zip(said, pairs) if p.same and reworded(p)]
@@ -440,9 +458,10 @@ def grouping_metrics(pairs: list[SentencePair], encoder: Encoder, grouping: Grou
     """Return grouping precision and recall for each split of the pairs (default settings unless `grouping` is
     given), in the order the splits first appear."""
     claims, grouping = pair_claims(pairs, encoder), grouping or Grouping()
+    topics = pair_topics(pairs, grouping)
     metrics = {}
     for split in dict.fromkeys(p.split for p in pairs):
-        result = score_grouping([p for p in pairs if p.split == split], claims, grouping)
+        result = score_grouping([p for p in pairs if p.split == split], claims, grouping, topics)
         metrics[f"grouping pairs ({split})"] = f"{result.pairs} ({result.same} same)"
         metrics[f"grouping precision ({split})"] = result.precision
         metrics[f"grouping recall ({split})"] = result.recall
