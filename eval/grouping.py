@@ -24,7 +24,7 @@ from embeddings.encoder import Encoder
 
 PAIRS = Path(__file__).with_name("grouping-pairs.jsonl")
 TUNING_SPLITS = ("dev", "test", "heldout")
-MIN_PRECISION = 0.93
+MIN_PRECISION = 0.92
 """Precision the settings search keeps on the tuning splits, above the 0.9 target: unseen pairs are grouped less
 precisely."""
 
@@ -52,7 +52,7 @@ def main() -> None:
             (2, 3),
             (0.5,),
             (0.5, 0.55),
-            (0.55, 0.6, 0.65),  # below the close tier, only with words besides the topic's
+            (0.65, 0.6, 0.55),  # below the close tier, only with words besides the topic's; ties go to the first
             (0.25, 1 / 3, 0.4),
         )
         settings = max(
