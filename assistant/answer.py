@@ -21,6 +21,7 @@ from assistant.statements import (
     shared_clause,
     source_groups,
     speaker,
+    topic_terms,
     whole_quotation,
 )
 from assistant.wording import differing_spans
@@ -294,6 +295,7 @@ def _select(
             claims[j] = claim(store.article(article_row).text[start:end], vectors[j])
         return claims[j]
 
+    topic = topic_terms([c.terms for c in candidates], settings.grouping)
     chosen: list[int] = []
     used: dict[int, list[tuple[int, int]]] = {}  # article row -> quoted spans
 
@@ -315,7 +317,9 @@ def _select(
         near = (similarities >= settings.grouping.related_vector) & (article_rows != candidate.article_row)
         cosines = similarities.tolist()
         mine = claim_of(i)
-        clauses = {j: shared_clause(mine, claim_of(j), settings.grouping, cosines[j]) for j in np.flatnonzero(near)}
+        clauses = {
+            j: shared_clause(mine, claim_of(j), settings.grouping, cosines[j], topic) for j in np.flatnonzero(near)
+        }
         matches = [(j, clause) for j, clause in clauses.items() if clause is not None and free(j)]
         # A sentence that makes two claims is one statement: the claim that most other articles carry.
         by_clause: dict[int, set[int]] = {}

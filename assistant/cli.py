@@ -66,8 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     _answer_options(chat)
     common(chat)
 
-    evaluate = commands.add_parser("eval", help="measure answer quality on a question set or on SQuAD 2.0")
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure answer quality on a question set or on SQuAD 2.0, and statement grouping on sentence pairs",
+    )
     evaluate.add_argument("questions", nargs="?", type=Path, help="JSON lines of questions with their gold answers")
+    evaluate.add_argument(
+        "--grouping",
+        type=Path,
+        metavar="PAIRS",
+        help="JSON lines of sentence pairs labelled same or not: score grouping",
+    )
     evaluate.add_argument("--squad", type=Path, metavar="FILE", help="a SQuAD 2.0 JSON file: index it, ask it")
     evaluate.add_argument("--limit", type=int, metavar="N", help="ask only N questions, spread evenly over the set")
     evaluate.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
@@ -263,8 +272,14 @@ def _eval(args) -> int:
     from assistant.evaluate import evaluate, is_conversation_file, read_questions, sample
     from assistant.service import Assistant
 
-    if bool(args.questions) == bool(args.squad):
+    if args.questions and args.squad:
         raise ValueError("give either a question file or --squad FILE, e.g. assistant eval eval/seeds.jsonl")
+    if not (args.questions or args.squad):
+        if not args.grouping:
+            raise ValueError(
+                "give a question file, --squad FILE or --grouping PAIRS, e.g. assistant eval eval/seeds.jsonl"
+            )
+        return _eval_grouping(args)
     if args.questions and is_conversation_file(args.questions):
         return _eval_conversations(args)
     if args.squad:
@@ -277,10 +292,9 @@ def _eval(args) -> int:
         print(update_index([file], index_dir=args.index_dir, model_path=args.model, progress=True).summary())
     else:
         questions = read_questions(args.questions)
-    report = evaluate(
-        Assistant(args.index_dir, model_path=args.model), sample(questions, args.limit), settings=_settings(args)
-    )
-    _print_report(report, args.report)
+    assistant = Assistant(args.index_dir, model_path=args.model)
+    report = evaluate(assistant, sample(questions, args.limit), settings=_settings(args))
+    _print_report(report, args, assistant.encoder)
     return OK
 
 
@@ -290,17 +304,31 @@ def _eval_conversations(args) -> int:
 
     assistant = Assistant(args.index_dir, model_path=args.model)
     report = evaluate_conversations(assistant, read_conversations(args.questions), settings=_settings(args))
-    _print_report(report, args.report)
+    _print_report(report, args, assistant.encoder)
     return OK
 
 
-def _print_report(report, path: Path | None) -> None:
+def _eval_grouping(args) -> int:
+    from assistant.evaluate import EvalReport
+    from embeddings.encoder import Encoder
+
+    _print_report(EvalReport({}), args, Encoder(args.model))
+    return OK
+
+
+def _print_report(report, args, encoder) -> None:
+    """Print the report's failures and metrics (with grouping's on `args.grouping`, if given); write it to
+    `args.report` if given."""
+    from assistant.evaluate import grouping_metrics, read_pairs
+
+    if args.grouping:
+        report.metrics.update(grouping_metrics(read_pairs(args.grouping), encoder))
     for failure in report.failures():
         print(f"FAIL {failure['question']!r}: {'; '.join(failure['problems'])}")
     print(report.table())
-    if path:
-        path.write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
-        print(f"Report: {path}")
+    if args.report:
+        args.report.write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"Report: {args.report}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,21 @@
-"""Evaluation: answer a question set over an index and measure retrieval, citations and declines."""
+"""Evaluation: answer a question set over an index and measure retrieval, citations, declines and the grouping of
+sentences into statements."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from assistant.answer import Answer, AnswerSettings
 from assistant.service import Assistant
+from assistant.statements import Claim, Grouping, claim, dangling_marks, same_statement, topic_terms
+from embeddings.articles import Article
+from embeddings.encoder import Encoder
+from embeddings.terms import term_set, terms
 
 RETRIEVAL_DEPTH = 5
 
@@ -39,6 +45,12 @@ class Outcome:
     answer_in_citations: bool = False
     answer_in_first: bool = False
     first_excerpt: str = ""
+    cites_fact: bool = False
+    """A citation from a gold source holds an answer string (what a follow-up is scored on)."""
+    clipped: int = 0
+    """Citations that open or close a quotation without its other half."""
+    outside_content: int = 0
+    """Citations that quote a dateline, credit, byline or headline: text outside the article's content."""
 
     @property
     def problems(self) -> list[str]:
@@ -151,12 +163,23 @@ def contains_answer(text: str, answers: tuple[str, ...]) -> bool:
     return any(normalize(answer) in haystack for answer in answers)
 
 
-def score(question: Question, answer: Answer, passage_texts: list[str]) -> Outcome:
-    """Return the outcome of one answer: ranks and answer checks against the question's gold."""
+def quotes_outside_content(article: Article, start: int, end: int) -> bool:
+    """Return True if text[start:end] is not within one content block of the article (it quotes a dateline, a
+    credit, a byline or a headline)."""
+    return not any(a <= start and end <= b for a, b in article.blocks)
+
+
+def score(question: Question, answer: Answer, passage_texts: list[str], articles: Mapping[str, Article]) -> Outcome:
+    """Return the outcome of one answer: ranks and answer checks against the question's gold, and how many of its
+    excerpts clip a quotation or quote what is not content."""
     retrieved = [article_id for article_id, _, _ in answer.evidence.get("retrieved", [])]
     cited = [c.article_id for c in answer.citations]
     outcome = Outcome(question, retrieved, cited, answer.abstained)
     outcome.first_excerpt = answer.citations[0].excerpt if answer.citations else ""
+    for c in answer.citations:
+        article = articles[c.article_id]
+        outcome.clipped += bool(dangling_marks(article.text, c.start, c.end))
+        outcome.outside_content += quotes_outside_content(article, c.start, c.end)
     if question.unanswerable:
         return outcome
     ranks = [rank for rank, article_id in enumerate(retrieved, start=1) if article_id in question.sources]
@@ -165,6 +188,7 @@ def score(question: Question, answer: Answer, passage_texts: list[str]) -> Outco
     outcome.cites_source = any(article_id in question.sources for article_id in cited)
     outcome.answer_in_citations = any(contains_answer(c.excerpt, question.answers) for c in answer.citations)
     outcome.answer_in_first = contains_answer(outcome.first_excerpt, question.answers)
+    outcome.cites_fact = cites_fact(question, answer)
     return outcome
 
 
@@ -179,6 +203,7 @@ def metrics(outcomes: list[Outcome], seconds: float) -> dict:
     answered = [o for o in outcomes if not o.abstained]
     unanswerable = len(outcomes) - len(answerable)
     correct_declines = sum(o.question.unanswerable for o in declined)
+    follow_ups = [o for o in answerable if o.question.history]
     n = len(answerable)
     return {
         "questions": len(outcomes),
@@ -195,6 +220,9 @@ def metrics(outcomes: list[Outcome], seconds: float) -> dict:
         "abstention recall": _rate(correct_declines, unanswerable),
         "on-topic declined": sum(not o.question.unanswerable for o in declined),
         "mean citations per answer": _rate(sum(len(o.cited) for o in answered), len(answered)),
+        "follow-ups citing the asked-for fact": _rate(sum(o.cites_fact for o in follow_ups), len(follow_ups)),
+        "clipped quotations": sum(o.clipped for o in outcomes),
+        "quoted datelines, credits or headlines": sum(o.outside_content for o in outcomes),
         "questions/s": len(outcomes) / seconds if seconds > 0 else None,
     }
 
@@ -211,7 +239,7 @@ def evaluate(assistant: Assistant, questions: list[Question], *, settings: Answe
     outcomes = []
     for question, answer in zip(questions, answers):
         passages = [articles[i].text[a:b] for i, a, b in answer.evidence.get("retrieved", [])]
-        outcomes.append(score(question, answer, passages))
+        outcomes.append(score(question, answer, passages, articles))
     return EvalReport(metrics(outcomes, seconds), outcomes)
 
 
@@ -337,3 +365,104 @@ class ConversationReport:
     def table(self) -> str:
         """Return the metrics as a two-column Markdown table."""
         return metrics_table(self.metrics)
+
+
+# --- grouping sentences into statements --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentencePair:
+    """Two sentences from two articles, labelled by reading them: the same statement or not; their split, and the ids
+    of their articles when known."""
+
+    a: str
+    b: str
+    same: bool
+    split: str
+    articles: frozenset[str] = frozenset()
+
+
+def read_pairs(path: Path) -> list[SentencePair]:
+    """Return the labelled pairs of a JSON-lines file: {"a", "b", "same": true|false, "split"} a line."""
+    pairs = []
+    for number, record in _records(path):
+        texts = [record.get(key) for key in ("a", "b")] if isinstance(record, dict) else [None]
+        if not all(isinstance(t, str) and t.strip() for t in texts) or not isinstance(record.get("same"), bool):
+            raise ValueError(
+                f'{path}, line {number}: expected an object with strings "a" and "b" and "same": a boolean'
+            )
+        articles = frozenset(str(record[key]) for key in ("a_id", "b_id") if key in record)
+        pairs.append(SentencePair(*texts, record["same"], str(record.get("split", "dev")), articles))
+    if not pairs:
+        raise ValueError(f"{path} holds no sentence pairs")
+    return pairs
+
+
+def pair_claims(pairs: list[SentencePair], encoder: Encoder) -> dict[str, Claim]:
+    """Return the claim of every sentence of the pairs, by its text."""
+    texts = sorted({p.a for p in pairs} | {p.b for p in pairs})
+    return {text: claim(text, vector) for text, vector in zip(texts, encoder.encode(texts))}
+
+
+@dataclass(frozen=True)
+class GroupingScore:
+    """How well `same_statement` decides a set of labelled pairs."""
+
+    pairs: int
+    same: int
+    precision: float
+    recall: float
+    reworded: int
+    """Same-statement pairs sharing less than half their terms: paraphrases and translations."""
+    reworded_recall: float
+
+
+def reworded(pair: SentencePair) -> bool:
+    """Return True if the two sentences share less than half their terms (Jaccard)."""
+    a, b = set(terms(pair.a)), set(terms(pair.b))
+    return len(a & b) < 0.5 * len(a | b)
+
+
+def pair_topics(pairs: list[SentencePair], grouping: Grouping) -> dict[frozenset[str], frozenset[str]]:
+    """Return the topic terms of each pair of articles, told from all the sentences the pairs quote from them (as an
+    answer tells them from the sentences it retrieved); none for pairs without article ids."""
+    texts: dict[frozenset[str], set[str]] = {}
+    for p in pairs:
+        texts.setdefault(p.articles, set()).update((p.a, p.b))
+    return {ids: topic_terms([term_set(t) for t in sorted(quoted)], grouping) if ids else frozenset()
+            for ids, quoted in texts.items()}  # fmt: skip
+
+
+def score_grouping(
+    pairs: list[SentencePair], claims: Mapping[str, Claim], grouping: Grouping, topics: Mapping | None = None
+) -> GroupingScore:
+    """Return the precision and recall of grouping the pairs (1.0 when nothing is grouped or nothing is the same).
+
+    `topics` (see `pair_topics`) are told from these pairs unless given (from a larger set holding them)."""
+    topics = pair_topics(pairs, grouping) if topics is None else topics
+    said = [same_statement(claims[p.a], claims[p.b], grouping, topics[p.articles]) for p in pairs]
+    true_positive = sum(s and p.same for s, p in zip(said, pairs))
+    predicted, actual = sum(said), sum(p.same for p in pairs)
+    rewords = [s for s, p in zip(said, pairs) if p.same and reworded(p)]
+    return GroupingScore(
+        len(pairs),
+        actual,
+        true_positive / predicted if predicted else 1.0,
+        true_positive / actual if actual else 1.0,
+        len(rewords),
+        sum(rewords) / len(rewords) if rewords else 1.0,
+    )
+
+
+def grouping_metrics(pairs: list[SentencePair], encoder: Encoder, grouping: Grouping | None = None) -> dict:
+    """Return grouping precision and recall for each split of the pairs (default settings unless `grouping` is
+    given), in the order the splits first appear."""
+    claims, grouping = pair_claims(pairs, encoder), grouping or Grouping()
+    topics = pair_topics(pairs, grouping)
+    metrics = {}
+    for split in dict.fromkeys(p.split for p in pairs):
+        result = score_grouping([p for p in pairs if p.split == split], claims, grouping, topics)
+        metrics[f"grouping pairs ({split})"] = f"{result.pairs} ({result.same} same)"
+        metrics[f"grouping precision ({split})"] = result.precision
+        metrics[f"grouping recall ({split})"] = result.recall
+    return metrics

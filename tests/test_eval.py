@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from assistant.cli import main
-from assistant.evaluate import Question, contains_answer, evaluate, read_questions, sample
+from assistant.evaluate import (
+    Question,
+    contains_answer,
+    evaluate,
+    grouping_metrics,
+    metrics,
+    read_pairs,
+    read_questions,
+    sample,
+    score,
+)
 from assistant.squad import read_squad
 
 BLOOMBERG, TASS, IZVESTIYA = "004_aa9b3008a461e9e9", "000_a59ac2337c62729e", "003_55d34379ba40b207"
@@ -54,18 +65,97 @@ def test_metrics_match_a_hand_count_of_the_same_run(seed_assistant, question_fil
     answered = [a for a in answers if not a.abstained]
     assert m["mean citations per answer"] == pytest.approx(sum(len(a.citations) for a in answered) / len(answered))
     assert m["questions/s"] > 0
+    follow_ups = [(q, a) for q, a, _ in answerable if q.history]
+    cited_fact = [any(c.article_id in q.sources and contains_answer(c.excerpt, q.answers) for c in a.citations)
+                  for q, a in follow_ups]  # fmt: skip
+    assert len(follow_ups) == 1 and m["follow-ups citing the asked-for fact"] == sum(cited_fact) / len(follow_ups)
+    assert m["clipped quotations"] == 0 and m["quoted datelines, credits or headlines"] == 0
     # The gold string of the fourth question is nowhere in the articles: it must be listed as a failure.
     failed = {f["question"]: f["problems"] for f in report.failures()}
     assert "no answer string in the cited excerpts" in failed["Which newspaper published the interview?"]
 
 
+def test_excerpts_clipping_a_quotation_or_quoting_a_dateline_are_counted(seed_assistant):
+    question = Question("How did Peskov describe the results of the NATO summit?", sources=(TASS,), answers=("x",))
+    answer = seed_assistant.ask(question.question)
+    articles = seed_assistant.store.article_by_id
+    text = articles[TASS].text
+    opening = text.index('"[The results of the NATO summit]')
+    clipped = (opening, text.index("for us.", opening) + len("for us."))  # its quotation runs three more sentences
+    dateline = (text.index("MOSCOW, July 14. /TASS/."), text.index(" so far,"))
+    excerpts = [
+        dataclasses.replace(answer.citations[0], article_id=TASS, start=a, end=b, excerpt=text[a:b])
+        for a, b in (clipped, dateline)
+    ]
+    bad = score(question, dataclasses.replace(answer, citations=excerpts), [], articles)
+    good = score(question, answer, [], articles)
+    assert (bad.clipped, bad.outside_content) == (1, 1) and (good.clipped, good.outside_content) == (0, 0)
+    m = metrics([good, bad, bad], seconds=1.0)
+    assert (m["clipped quotations"], m["quoted datelines, credits or headlines"]) == (2, 2)
+
+
+# Identical sentences are always one statement, and sentences on unrelated subjects never are; each split labels
+# some of each rightly and some wrongly, so its precision and recall are known from the labels alone.
+SAME_WORDS = [
+    "The central bank raised its main interest rate by half a point on Tuesday.",
+    "Peskov said there are no prerequisites for negotiations yet.",
+    "The striking miners rejected the company's latest wage offer.",
+]
+UNRELATED = [
+    ("The blue whale is the largest animal known to have lived.", "Quarterly profits at the media group jumped."),
+    ("Saturn's rings are made mostly of ice.", "The football club sacked its manager after five defeats."),
+]
+TINY_SPLITS = {
+    # split: (identical pairs labelled same, identical labelled not same, unrelated labelled same, unrelated not)
+    "one": (2, 1, 2, 0),
+    "two": (3, 0, 1, 1),
+}
+
+
+def tiny_pairs() -> list[dict]:
+    pairs = []
+    for split, (same_right, same_wrong, other_wrong, other_right) in TINY_SPLITS.items():
+        identical = [(t, t) for t in SAME_WORDS]
+        labelled = [(*identical[i], True) for i in range(same_right)] + [
+            (*identical[i], False) for i in range(same_wrong)
+        ]
+        labelled += [(*UNRELATED[i], True) for i in range(other_wrong)] + [
+            (*UNRELATED[i], False) for i in range(other_right)
+        ]
+        pairs += [{"split": split, "same": same, "a": a, "b": b} for a, b, same in labelled]
+    return pairs
+
+
+def expected(split: str) -> tuple[float, float]:
+    same_right, same_wrong, other_wrong, _ = TINY_SPLITS[split]
+    return same_right / (same_right + same_wrong), same_right / (same_right + other_wrong)
+
+
+def test_grouping_precision_and_recall_of_each_split_follow_from_the_labels(tmp_path, encoder):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in tiny_pairs()), encoding="utf-8")
+    m = grouping_metrics(read_pairs(path), encoder)
+    for split in TINY_SPLITS:
+        precision, recall = expected(split)
+        assert m[f"grouping precision ({split})"] == pytest.approx(precision)
+        assert m[f"grouping recall ({split})"] == pytest.approx(recall)
+
+
 def test_cli_prints_the_table_and_writes_the_report(seed_index, question_file, tmp_path, capsys):
-    report_file = tmp_path / "report.json"
-    assert main(["eval", str(question_file), "--index-dir", str(seed_index), "--report", str(report_file)]) == 0
+    report_file, pairs = tmp_path / "report.json", tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in tiny_pairs()), encoding="utf-8")
+    argv = ["eval", str(question_file), "--index-dir", str(seed_index), "--report", str(report_file)]
+    assert main([*argv, "--grouping", str(pairs)]) == 0
     printed = capsys.readouterr().out
     assert "| answer in citations |" in printed and "FAIL 'Which newspaper published the interview?'" in printed
+    for row in ("follow-ups citing the asked-for fact", "clipped quotations", "quoted datelines, credits or headlines"):
+        assert f"| {row} |" in printed
+    assert f"| grouping precision (one) | {expected('one')[0]:.3f} |" in printed
+    assert f"| grouping recall (two) | {expected('two')[1]:.3f} |" in printed
     report = json.loads(report_file.read_text(encoding="utf-8"))
     assert report["metrics"]["questions"] == 5 and len(report["outcomes"]) == 5
+    assert main(["eval", "--grouping", str(pairs)]) == 0  # grouping alone needs no index
+    assert f"| grouping recall (one) | {expected('one')[1]:.3f} |" in capsys.readouterr().out
     assert any(f["question"] == "Which newspaper published the interview?" for f in report["failures"])
 
 
@@ -84,6 +174,14 @@ def test_bad_question_lines_are_refused_with_their_line(tmp_path, line, message)
     path.write_text(line + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=message):
         read_questions(path)
+
+
+@pytest.mark.parametrize("line", ['{"a": "One.", "b": "Two."}', '{"a": "", "b": "Two.", "same": true}', "[1]"])
+def test_bad_pair_lines_are_refused_with_their_line(tmp_path, line):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 1: expected an object with strings"):
+        read_pairs(path)
 
 
 def test_answer_matching_ignores_case_spacing_and_quote_style():

@@ -23,8 +23,9 @@ from embeddings.indexer import update_index
 from tests.conftest import SEEDS
 from tests.test_answers import SEED_TEXT, assert_exact_spans
 
-TASS, SPUTNIK, REPORT_002, BLOOMBERG = (
-    "000_a59ac2337c62729e", "001_908e128f1a3b6151", "002_33777394e2f2ac98", "004_aa9b3008a461e9e9",
+TASS, SPUTNIK, REPORT_002, IZVESTIYA, BLOOMBERG = (
+    "000_a59ac2337c62729e", "001_908e128f1a3b6151", "002_33777394e2f2ac98", "003_55d34379ba40b207",
+    "004_aa9b3008a461e9e9",
 )  # fmt: skip
 NO_PREREQUISITES = [
     "There are no prerequisites for the negotiations yet.",  # Sputnik
@@ -134,6 +135,18 @@ def test_other_figures_or_the_other_direction_make_another_statement(encoder):
     assert not same_statement(claims[raised], claims[lowered])
     assert not same_statement(claims[april_6], claims[april_8])
     assert same_statement(claims[raised], claims[reworded])
+
+
+def test_a_fairly_close_paraphrase_is_one_statement_but_a_shared_subject_is_not(seed_assistant):
+    # Cosine 0.61: "would not opt for any flexibility regarding our main concern on Ukraine's NATO membership" (TASS)
+    # and "NATO remains inflexible regarding Ukraine's potential membership" (002) share words besides the topic.
+    answer = seed_assistant.ask("What is Russia's main concern regarding NATO?")
+    flexibility = next(s for s in answer.statements if "flexibility" in s.text)
+    assert {answer.citations[n - 1].article_id for n in flexibility.citations} >= {TASS, SPUTNIK, REPORT_002}
+    # Cosine 0.61 too, but all they share is "the collective West": 003's call on it to change its approach is
+    # another claim than its "insane, unprecedented pressure".
+    pressure = seed_assistant.ask("What pressure is the collective West putting on other countries?")
+    assert IZVESTIYA not in {c.article_id for c in pressure.citations}
 
 
 def test_the_four_versions_are_cited_as_one_statement_of_the_answer(seed_assistant):
