@@ -6,6 +6,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 
@@ -193,8 +194,11 @@ def topic_terms(sentences: list[frozenset[str]], grouping: Grouping = Grouping()
     each one's terms; none among fewer than four sentences."""
     if len(sentences) < _TOPIC_POOL:
         return frozenset()
-    counts = Counter(_SAME_MEANING.get(t, t) for terms_of in sentences for t in terms_of)
-    return frozenset(t for t, n in counts.items() if n >= grouping.topic_share * len(sentences))
+    counts = Counter(chain.from_iterable(sentences))
+    for term in counts.keys() & _SAME_MEANING.keys():  # synonyms as one
+        counts[_SAME_MEANING[term]] += counts.pop(term)
+    least = grouping.topic_share * len(sentences)
+    return frozenset(t for t, n in counts.items() if n >= least)
 
 
 def clause_overlap(
