@@ -7,7 +7,9 @@ Reuters-21578 articles (../shared/data), embedded for real, repeated as one-pass
 real ones plus noise of norm 0.3 (cosine about 0.96 to the original), with their real BM25 terms. Each article gets
 one of 100 outlets in turn and one of 3,650 days, so that a filter on one outlet admits 1% of the passages, on ten
 outlets 10%, and on a year about 10%. Questions are new points near real passages. Recall@10 is measured against an
-exact inner-product search over the same vectors (numpy), restricted to the filter.
+exact inner-product search over the same vectors (numpy), restricted to the filter. Answers are timed on questions made
+of the first ten words of real passages: the retrieval an answer starts with (Retriever.search: dense, BM25 and
+sentence rankings fused) and a whole answer (Assistant.ask, the question's encoding included).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from assistant.service import Assistant  # noqa: E402
 from embeddings import backend  # noqa: E402
 from embeddings.articles import Article, read_articles  # noqa: E402
 from embeddings.backend import Change, Embedded, Filters  # noqa: E402
@@ -78,7 +81,7 @@ def corpus(count: int, texts: list[str], passage_terms: list[list[str]], pool: n
         day = FIRST_DAY + datetime.timedelta(days=i % 3650)
         article = Article(f"b{i:07d}", text, f"bench/{i // COMMIT}.jsonl", outlet=f"Outlet {i % 100:02d}",
                           date=day.isoformat(), blocks=((0, len(text)),))  # fmt: skip
-        one = [Passage(article.id, 0, len(text), 0, 1)]
+        one = [Passage(0, len(text), 0, 1)]
         embedded.append(Embedded(article, [(0, len(text))], one, vectors[i : i + 1], vectors[i : i + 1],
                                  [passage_terms[row]]))  # fmt: skip
     return embedded, vectors
@@ -157,6 +160,15 @@ def report(reader, probes, questions, vectors, embedded) -> None:
         print(line("hybrid (Milvus RRF)", timed(lambda p: reader.hybrid(p[0], p[1], k=10), pairs)))
 
 
+def report_answers(location, encoder: Encoder, asked: list[str]) -> None:
+    """Print the latencies of an answer's retrieval (Retriever.search) and of whole answers (Assistant.ask)."""
+    assistant = Assistant(location, encoder=encoder)
+    pairs = list(zip(asked, encoder.encode(asked)))
+    search = assistant.retriever.search
+    print(line("answer retrieval (Retriever.search)", timed(lambda p: search(p[0], query_vector=p[1]), pairs)))
+    print(line("answer (Assistant.ask)", timed(assistant.ask, asked)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Milvus Lite beside the local backend: latency and recall@10.")
     parser.add_argument("--passages", type=int, default=100_000)
@@ -171,6 +183,7 @@ def main() -> None:
     near = pool[rng.integers(0, len(pool), args.queries)]
     probes = unit(near + 0.3 * unit(rng.standard_normal(near.shape)))
     questions = [passage_terms[i][:6] for i in rng.integers(0, len(pool), args.queries)]
+    asked = [" ".join(texts[i].split()[:10]) for i in np.random.default_rng(1).integers(0, len(pool), args.queries)]
     print(f"{len(pool)} real passages embedded; corpus of {args.passages:,} one-passage articles; "
           f"{args.queries} questions per figure.\n", flush=True)  # fmt: skip
 
@@ -182,6 +195,7 @@ def main() -> None:
         state = f"; {segments_indexed(location)}" if isinstance(location, MilvusLocation) else ""
         print(f"{name}: written and indexed in {seconds:.0f} s ({args.passages // COMMIT or 1} commits{state})")
         report(reader, probes, questions, vectors, embedded)
+        report_answers(location, encoder, asked)
         if isinstance(location, MilvusLocation):
             print(f"  after the searches: {segments_indexed(location)}")
         print(flush=True)
