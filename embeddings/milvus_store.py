@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.articles import Article
-from embeddings.backend import Change, Coverage, Filters, Indexed, Source, StoreError, text_key
+from embeddings.backend import RRF_K, Change, Coverage, Filters, Indexed, Source, StoreError, text_key
 
 SEPARATOR = "\x1f"
 PART_CHARS = 16_000
@@ -52,8 +52,6 @@ FILTERED_EF = 1024
 """HNSW candidates kept per filtered search: the filter skips nodes of the graph, so it must look further."""
 BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}
 """BM25 parameters: those of bm25s, the local backend."""
-RRF_K = 60
-"""Reciprocal rank fusion's rank offset, as in the local backend."""
 BATCH = 1000
 """Rows per insert call, ids per filter expression."""
 SLACK = 10
@@ -503,11 +501,14 @@ class MilvusReader:
             return None
         return int(base[row] + number)
 
+    def _where(self, filters: Filters | None) -> str:
+        """Return the Milvus filter for the committed rows that pass `filters`."""
+        return " and ".join(w for w in (f"generation <= {self.number}", filter_expression(filters)) if w)
+
     def _search(self, name: str, query, field: str, k: int, filters: Filters | None, params: dict, **grouping):
         """Return (scores, passage rows) of the best k live hits in collection `name`."""
-        where = " and ".join(w for w in (f"generation <= {self.number}", filter_expression(filters)) if w)
         found = self.milvus.client.search(
-            name, [query], anns_field=field, limit=k + SLACK, filter=where, search_params=params,
+            name, [query], anns_field=field, limit=k + SLACK, filter=self._where(filters), search_params=params,
             output_fields=["article", "generation", "number"] + (["passage"] if grouping else []), **grouping,
         )[0]  # fmt: skip
         scores, rows = [], []
@@ -571,23 +572,33 @@ class MilvusReader:
         return self._search(self.milvus.sentences, vector.tolist(), "vector", k, filters, params,
                             group_by_field="passage")[1]  # fmt: skip
 
-    def hybrid(self, vector: np.ndarray, terms: list[str], *, k: int, filters: Filters | None = None) -> list:
-        """Return [(passage row, fused score)] of the k best passages by Milvus's RRF of dense and BM25 search."""
+    def fused(
+        self, vector: np.ndarray, terms: list[str], *, k: int, filters: Filters | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, rows) of the k nearest and the k best BM25 passages, best first by reciprocal rank fusion
+        done by Milvus (hybrid_search with RRFRanker): one request, both searches and the fusion in the engine.
+
+        Each search keeps exactly k hits, as the local backend's do; a hit on a replaced article version that is not
+        deleted yet (between a commit's switch and its deletions, or after a crash there until the next writer) keeps
+        its rank and is dropped here.
+        """
         from pymilvus import AnnSearchRequest, RRFRanker
 
-        where = " and ".join(w for w in (f"generation <= {self.number}", filter_expression(filters)) if w)
+        where = self._where(filters)
         requests = [AnnSearchRequest([vector.tolist()], "vector", _dense_params(k, filters), limit=k, expr=where)]
         if terms:
             requests.append(AnnSearchRequest([" ".join(terms)], "sparse", {"metric_type": "BM25"}, limit=k, expr=where))
-        found = self.milvus.client.hybrid_search(self.milvus.passages, requests, RRFRanker(RRF_K), limit=k + SLACK,
+        found = self.milvus.client.hybrid_search(self.milvus.passages, requests, RRFRanker(RRF_K),
+                                                 limit=k * len(requests),
                                                  output_fields=["article", "generation", "number"])[0]  # fmt: skip
-        hits = []
+        scores, rows = [], []
         for hit in found:
             entity = hit["entity"]
             row = self._hit_row(entity["article"], entity["generation"], entity["number"], self.passage_base)
             if row is not None:
-                hits.append((row, float(hit["distance"])))
-        return hits[:k]
+                scores.append(hit["distance"])
+                rows.append(row)
+        return np.asarray(scores, dtype=np.float64), np.asarray(rows, dtype=np.int64)
 
     def coverage(self) -> Coverage:
         """Return the counts, outlets and dates of the live articles."""
