@@ -160,19 +160,20 @@ def report(reader, probes, questions, vectors, embedded) -> None:
     print(line("dense + BM25 fused (hybrid)", timed(lambda p: reader.fused(p[0], p[1], k=10), pairs)))
 
 
-def report_answers(location, encoder: Encoder, asked: list[str]) -> None:
+def report_answers(location, encoder: Encoder, asked: list[str], answered: list[str]) -> None:
     """Print the latencies of an answer's retrieval (Retriever.search) and of whole answers (Assistant.ask)."""
     assistant = Assistant(location, encoder=encoder)
     pairs = list(zip(asked, encoder.encode(asked)))
     search = assistant.retriever.search
     print(line("answer retrieval (Retriever.search)", timed(lambda p: search(p[0], query_vector=p[1]), pairs)))
-    print(line("answer (Assistant.ask)", timed(assistant.ask, asked)))
+    print(line(f"answer (Assistant.ask, {len(answered)} questions)", timed(assistant.ask, answered)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Milvus Lite beside the local backend: latency and recall@10.")
     parser.add_argument("--passages", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--answers", type=int, default=20, help="questions answered whole (Assistant.ask)")
     parser.add_argument("--articles", type=int, default=150, help="real articles per source file for the vectors")
     args = parser.parse_args()
 
@@ -184,6 +185,7 @@ def main() -> None:
     probes = unit(near + 0.3 * unit(rng.standard_normal(near.shape)))
     questions = [passage_terms[i][:6] for i in rng.integers(0, len(pool), args.queries)]
     asked = [" ".join(texts[i].split()[:10]) for i in np.random.default_rng(1).integers(0, len(pool), args.queries)]
+    answered = asked[: args.answers]
     print(f"{len(pool)} real passages embedded; corpus of {args.passages:,} one-passage articles; "
           f"{args.queries} questions per figure.\n", flush=True)  # fmt: skip
 
@@ -195,7 +197,7 @@ def main() -> None:
         state = f"; {segments_indexed(location)}" if isinstance(location, MilvusLocation) else ""
         print(f"{name}: written and indexed in {seconds:.0f} s ({args.passages // COMMIT or 1} commits{state})")
         report(reader, probes, questions, vectors, embedded)
-        report_answers(location, encoder, asked)
+        report_answers(location, encoder, asked, answered)
         if isinstance(location, MilvusLocation):
             print(f"  after the searches: {segments_indexed(location)}")
         print(flush=True)
