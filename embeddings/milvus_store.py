@@ -58,6 +58,8 @@ SLACK = 10
 """Extra hits asked of a search, for rows of replaced article versions dropped until their deletion lands."""
 DETAILS = 4096
 """Most articles a reader keeps in memory with their spans."""
+PARTS_READ = 2
+"""Parts of an article asked for at once (most articles fit one)."""
 _STATE = "state"
 
 
@@ -355,15 +357,24 @@ def catalogue(milvus: Milvus, generation: int) -> tuple[dict[str, Entry], list[t
 
 
 def read_records(milvus: Milvus, entries: list[Entry]) -> dict[str, dict]:
-    """Return the stored records (the article, its sentence spans and passage rows) of these versions, by id."""
+    """Return the stored records (the article, its sentence spans and passage rows) of these versions, by id.
+
+    Parts are read by primary key, PARTS_READ per article at a time, until an article has no more: a filter on
+    article and generation is evaluated row by row by Milvus Lite (60-85 ms a read at 30,000 articles, 1-4 ms by key).
+    """
     parts: dict[str, list] = {}
-    for first in range(0, len(entries), BATCH // 10):
-        where = _version_filter([(e.id, e.generation) for e in entries[first : first + BATCH // 10]])
-        for row in milvus.client.query(milvus.articles, filter=where, output_fields=["article", "part", "record"]):
-            parts.setdefault(row["article"], []).append((row["part"], row["record"]))
+    pending, first = entries, 0
+    while pending:
+        keys = [key(e.id, e.generation, k) for e in pending for k in range(first, first + PARTS_READ)]
+        for start in range(0, len(keys), BATCH):
+            for row in milvus.client.get(milvus.articles, ids=keys[start : start + BATCH],
+                                         output_fields=["article", "part", "record"]):  # fmt: skip
+                parts.setdefault(row["article"], []).append((row["part"], row["record"]))
+        first += PARTS_READ
+        pending = [e for e in pending if len(parts.get(e.id, ())) == first]  # every part read so far was there
     for entry in entries:
         found = parts.get(entry.id, [])
-        if not found or len({k for k, _ in found}) != len(found):
+        if not found or sorted(k for k, _ in found) != list(range(len(found))):
             raise StoreError(f"The index in Milvus at {milvus.location} lacks the text of {entry.id!r}. "
                              "Rebuild it with: assistant index --rebuild --milvus-uri URI PATH ...")  # fmt: skip
     return {article: json.loads("".join(text for _, text in sorted(found))) for article, found in parts.items()}

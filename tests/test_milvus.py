@@ -4,6 +4,7 @@ checked against exact search (numpy) on the seeds' real vectors, and the Milvus 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -184,6 +185,18 @@ def test_rows_tables_texts_and_coverage_match_what_was_written(location, seeds, 
     assert coverage.outlets == Counter(e.article.outlet for e in seeds if e.article.outlet)
     assert coverage.days == Counter(e.article.date for e in seeds if e.article.date)
     assert reader.passage_frequency("peskov") == sum("peskov" in p[4] for p in table(seeds))
+
+
+def test_articles_in_many_parts_are_read_whole_and_a_missing_part_is_reported(location, seeds, monkeypatch):
+    monkeypatch.setattr(ms, "PART_CHARS", 500)  # each seed's record in more parts than one read asks for
+    write(location, Change(upserts=seeds))
+    reader = backend.open_reader(location)
+    assert {i: a.text for i, a in reader.article_by_id.items()} == {e.article.id: e.article.text for e in seeds}
+    entry = reader.entries[0]
+    assert len(ms._parts(json.dumps(ms.read_records(reader.milvus, [entry])[entry.id]))) > 2 * ms.PARTS_READ
+    reader.milvus.client.delete(reader.milvus.articles, ids=[ms.key(entry.id, entry.generation, ms.PARTS_READ)])
+    with pytest.raises(StoreError, match="lacks the text"):
+        backend.open_reader(location).article(0)
 
 
 def test_sentence_search_ranks_passages_by_their_best_sentence(location, seeds, encoder):
