@@ -137,7 +137,8 @@ class Reader(Protocol):
         """Return (scores, rows) of the k best BM25 passages sharing a term with `terms`, best first.
 
         Scores are BM25 (k1 1.5, b 0.75, Lucene's idf) over the live passages: equal to a fresh build of the same
-        articles, whatever the history of writes.
+        articles, whatever the history of writes; except on Milvus Lite, which keeps the statistics per segment
+        (README, Milvus Lite caveats; bench/milvus_bm25.py).
         """
 
     def fused(
