@@ -1,4 +1,4 @@
-"""Retrieval: dense (FAISS) and lexical (BM25) passage search, fused by reciprocal rank."""
+"""Retrieval: dense and lexical (BM25) passage search fused by reciprocal rank in the index, plus sentence search."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from functools import lru_cache
 import numpy as np
 
 from embeddings.articles import Article
-from embeddings.backend import ARTICLE, END, START, Filters, Reader
+from embeddings.backend import ARTICLE, END, RRF_K, START, Filters, Reader, reciprocal_rank_fusion
 from embeddings.encoder import Encoder
 from embeddings.terms import term_set, terms
 
-__all__ = ["Filters", "Hit", "Retriever", "reciprocal_rank_fusion"]
+__all__ = ["RRF_K", "Filters", "Hit", "Retriever", "reciprocal_rank_fusion"]
 
 
 @dataclass(frozen=True)
@@ -45,24 +45,15 @@ class ArticleSentences:
         return self.spans[max(0, index - before) : index + after + 1]
 
 
-RRF_K = 60
-"""Reciprocal rank fusion's rank offset: an item ranked r counts weight / (RRF_K + r)."""
-
-
-def reciprocal_rank_fusion(rankings: list[np.ndarray], *, k: int = RRF_K, weights: list[float] | None = None) -> dict:
-    """Return {id: fused score} for ranked id lists: the sum of weight / (k + rank), rank counted from 1."""
-    weights = weights or [1.0] * len(rankings)
-    fused: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights):
-        for rank, item in enumerate(np.asarray(ranking).tolist(), start=1):
-            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
-    return fused
-
-
 class Retriever:
     """Hybrid passage search over a loaded index (any backend behind embeddings.backend.Reader)."""
 
     def __init__(self, store: Reader, encoder: Encoder, *, candidates: int = 50, weights: tuple = (1.0, 1.0, 1.0)):
+        """`weights`: of the dense, BM25 and sentence rankings. The index fuses dense and BM25 with equal weights
+        (Milvus's RRFRanker has none; its WeightedRanker adds normalized scores, not ranks), so those two must be equal.
+        """
+        if weights[0] != weights[1]:
+            raise ValueError(f"the dense and BM25 weights must be equal (the index fuses them), not {weights[:2]}")
         self.store = store
         self.encoder = encoder
         self.candidates = candidates
@@ -112,24 +103,25 @@ class Retriever:
         filters: Filters | None = None,
         query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
-        """Return the k best passages for `query` by reciprocal rank fusion of dense and BM25 search."""
+        """Return the k best passages for `query` by reciprocal rank fusion of dense, BM25 and sentence search.
+
+        The index fuses dense and BM25 (Reader.fused); the sentence ranking, searched among the passages found there
+        in a large local index, is added here. RRF is a sum, so this equals fusing the three rankings at once.
+        """
         if self.store.passage_count == 0:
             return []
         filters = filters if filters is not None and filters.active else None
         pool = min(self.candidates, self.store.passage_count)
         vector = self.encode_query(query) if query_vector is None else query_vector
-        dense_scores, dense_rows = self.dense(vector, k=pool, filters=filters)
-        lexical_rows = self.lexical(terms(query), k=pool, filters=filters)
-        candidates = np.concatenate([dense_rows, lexical_rows])
-        sentence_rows = self.sentence_dense(vector, k=pool, filters=filters, candidates=candidates)
-        fused = reciprocal_rank_fusion([dense_rows, lexical_rows, sentence_rows], weights=self.weights)
-        dense_by_row = dict(zip(dense_rows.tolist(), dense_scores.tolist()))
+        fused_scores, fused_rows = self.store.fused(vector, terms(query), k=pool, filters=filters)
+        sentence_rows = self.sentence_dense(vector, k=pool, filters=filters, candidates=fused_rows)
+        fused = dict(zip(fused_rows.tolist(), (self.weights[0] * fused_scores).tolist()))
+        for row, score in reciprocal_rank_fusion([sentence_rows], weights=[self.weights[2]]).items():
+            fused[row] = fused.get(row, 0.0) + score
         best = sorted(fused, key=lambda row: -fused[row])[:k]
-        missing = [row for row in best if row not in dense_by_row]
-        dense_by_row.update(zip(missing, self.store.dense_scores(vector, missing).tolist()))
-        hits = []
-        for row, (article_row, start, end) in zip(
-            best, self.store.passage_table(best)[:, [ARTICLE, START, END]].tolist()
-        ):
-            hits.append(Hit(row, self.store.article(article_row), start, end, fused[row], dense_by_row[row]))
-        return hits
+        dense_scores = self.store.dense_scores(vector, best).tolist()
+        table = self.store.passage_table(best)[:, [ARTICLE, START, END]].tolist()
+        return [
+            Hit(row, self.store.article(article_row), start, end, fused[row], dense_score)
+            for row, (article_row, start, end), dense_score in zip(best, table, dense_scores)
+        ]

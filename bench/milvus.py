@@ -7,7 +7,9 @@ Reuters-21578 articles (../shared/data), embedded for real, repeated as one-pass
 real ones plus noise of norm 0.3 (cosine about 0.96 to the original), with their real BM25 terms. Each article gets
 one of 100 outlets in turn and one of 3,650 days, so that a filter on one outlet admits 1% of the passages, on ten
 outlets 10%, and on a year about 10%. Questions are new points near real passages. Recall@10 is measured against an
-exact inner-product search over the same vectors (numpy), restricted to the filter.
+exact inner-product search over the same vectors (numpy), restricted to the filter. Answers are timed on questions made
+of the first ten words of real passages: the retrieval an answer starts with (Retriever.search: dense, BM25 and
+sentence rankings fused) and a whole answer (Assistant.ask, the question's encoding included).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from assistant.service import Assistant  # noqa: E402
 from embeddings import backend  # noqa: E402
 from embeddings.articles import Article, read_articles  # noqa: E402
 from embeddings.backend import Change, Embedded, Filters  # noqa: E402
@@ -78,7 +81,7 @@ def corpus(count: int, texts: list[str], passage_terms: list[list[str]], pool: n
         day = FIRST_DAY + datetime.timedelta(days=i % 3650)
         article = Article(f"b{i:07d}", text, f"bench/{i // COMMIT}.jsonl", outlet=f"Outlet {i % 100:02d}",
                           date=day.isoformat(), blocks=((0, len(text)),))  # fmt: skip
-        one = [Passage(article.id, 0, len(text), 0, 1)]
+        one = [Passage(0, len(text), 0, 1)]
         embedded.append(Embedded(article, [(0, len(text))], one, vectors[i : i + 1], vectors[i : i + 1],
                                  [passage_terms[row]]))  # fmt: skip
     return embedded, vectors
@@ -145,22 +148,32 @@ def line(name: str, latencies: list[float], recall: float | None = None) -> str:
 
 
 def report(reader, probes, questions, vectors, embedded) -> None:
-    """Print the latencies of dense search (with recall@10) under each filter, of BM25 and of Milvus's hybrid search."""
+    """Print the latencies of dense search (with recall@10) under each filter, of BM25 and of the two fused (Milvus
+    fuses them in the engine, with hybrid_search)."""
     for label, filters in FILTERS.items():
         latencies, recall = measure(reader, probes, vectors, embedded, filters)
         print(line(f"dense, filter {label}", latencies, recall), flush=True)
     print(line("BM25", timed(lambda q: reader.lexical(q, k=10), questions)))
     ten = FILTERS["10 outlets (10%)"]
     print(line("BM25, filter 10 outlets", timed(lambda q: reader.lexical(q, k=10, filters=ten), questions)))
-    if hasattr(reader, "hybrid"):
-        pairs = list(zip(probes, questions))
-        print(line("hybrid (Milvus RRF)", timed(lambda p: reader.hybrid(p[0], p[1], k=10), pairs)))
+    pairs = list(zip(probes, questions))
+    print(line("dense + BM25 fused (hybrid)", timed(lambda p: reader.fused(p[0], p[1], k=10), pairs)))
+
+
+def report_answers(location, encoder: Encoder, asked: list[str], answered: list[str]) -> None:
+    """Print the latencies of an answer's retrieval (Retriever.search) and of whole answers (Assistant.ask)."""
+    assistant = Assistant(location, encoder=encoder)
+    pairs = list(zip(asked, encoder.encode(asked)))
+    search = assistant.retriever.search
+    print(line("answer retrieval (Retriever.search)", timed(lambda p: search(p[0], query_vector=p[1]), pairs)))
+    print(line(f"answer (Assistant.ask, {len(answered)} questions)", timed(assistant.ask, answered)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Milvus Lite beside the local backend: latency and recall@10.")
     parser.add_argument("--passages", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--answers", type=int, default=20, help="questions answered whole (Assistant.ask)")
     parser.add_argument("--articles", type=int, default=150, help="real articles per source file for the vectors")
     args = parser.parse_args()
 
@@ -171,6 +184,8 @@ def main() -> None:
     near = pool[rng.integers(0, len(pool), args.queries)]
     probes = unit(near + 0.3 * unit(rng.standard_normal(near.shape)))
     questions = [passage_terms[i][:6] for i in rng.integers(0, len(pool), args.queries)]
+    asked = [" ".join(texts[i].split()[:10]) for i in np.random.default_rng(1).integers(0, len(pool), args.queries)]
+    answered = asked[: args.answers]
     print(f"{len(pool)} real passages embedded; corpus of {args.passages:,} one-passage articles; "
           f"{args.queries} questions per figure.\n", flush=True)  # fmt: skip
 
@@ -182,6 +197,7 @@ def main() -> None:
         state = f"; {segments_indexed(location)}" if isinstance(location, MilvusLocation) else ""
         print(f"{name}: written and indexed in {seconds:.0f} s ({args.passages // COMMIT or 1} commits{state})")
         report(reader, probes, questions, vectors, embedded)
+        report_answers(location, encoder, asked, answered)
         if isinstance(location, MilvusLocation):
             print(f"  after the searches: {segments_indexed(location)}")
         print(flush=True)

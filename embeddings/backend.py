@@ -28,6 +28,19 @@ from embeddings.passages import Passage
 # Columns of the passage table (passage_table) and of the sentence table (sentence_table, the first three).
 ARTICLE, START, END, FIRST_SENTENCE, SENTENCE_STOP = range(5)
 
+RRF_K = 60
+"""Reciprocal rank fusion's rank offset: an item ranked r counts weight / (RRF_K + r)."""
+
+
+def reciprocal_rank_fusion(rankings: list[np.ndarray], *, k: int = RRF_K, weights: list[float] | None = None) -> dict:
+    """Return {id: fused score} for ranked id lists: the sum of weight / (k + rank), rank counted from 1."""
+    weights = weights or [1.0] * len(rankings)
+    fused: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, item in enumerate(np.asarray(ranking).tolist(), start=1):
+            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
+    return fused
+
 
 class StoreError(RuntimeError):
     """An index that cannot be used as it is; the message says what is wrong and how to fix it."""
@@ -124,7 +137,17 @@ class Reader(Protocol):
         """Return (scores, rows) of the k best BM25 passages sharing a term with `terms`, best first.
 
         Scores are BM25 (k1 1.5, b 0.75, Lucene's idf) over the live passages: equal to a fresh build of the same
-        articles, whatever the history of writes.
+        articles, whatever the history of writes; except on Milvus Lite, which keeps the statistics per segment
+        (README, Milvus Lite caveats; bench/milvus_bm25.py).
+        """
+
+    def fused(
+        self, vector: np.ndarray, terms: list[str], *, k: int, filters: Filters | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, rows) of the k nearest passages (`dense`) and the k best BM25 ones (`lexical`), best first by
+        reciprocal rank fusion of the two rankings (weight 1 each, RRF_K): every passage of either, at most 2k.
+
+        Local files fuse here (reciprocal_rank_fusion); Milvus fuses in the engine (hybrid_search with RRFRanker).
         """
 
     def admitted_passages(self, filters: Filters) -> np.ndarray:

@@ -57,6 +57,7 @@ from embeddings.backend import (
     Indexed,
     Source,
     StoreError,
+    reciprocal_rank_fusion,
     text_key,
 )
 from embeddings.encoder import same_model_folder
@@ -541,6 +542,15 @@ class Store:
             matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
         best = matched[np.argsort(-scores[matched], kind="stable")]
         return scores[best], best
+
+    def fused(
+        self, vector: np.ndarray, terms: list[str], *, k: int, filters: Filters | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, rows) of the k nearest and the k best BM25 passages, best first by reciprocal rank fusion."""
+        rankings = [self.dense(vector, k=k, filters=filters)[1], self.lexical(terms, k=k, filters=filters)[1]]
+        fused = reciprocal_rank_fusion(rankings)
+        rows = sorted(fused, key=lambda row: -fused[row])  # stable: ties keep dense order, then BM25 order
+        return np.array([fused[row] for row in rows], dtype=np.float64), np.array(rows, dtype=np.int64)
 
     @cached_property
     def _norms(self) -> list[np.ndarray]:

@@ -157,6 +157,35 @@ def test_fusion_finds_at_least_what_each_search_finds(seed_assistant):
     assert fused == pytest.approx({4: 1 / 61, 7: 1 / 62 + 1 / 61, 9: 1 / 62})
 
 
+@pytest.mark.parametrize("filters", [None, Filters(frozenset({"TASS", "Bloomberg"}))], ids=["all", "outlets"])
+def test_search_adds_the_sentence_ranking_to_the_fusion_of_dense_and_bm25_made_by_the_index(
+    seed_assistant, encoder, filters, monkeypatch
+):
+    """The index fuses dense and BM25 (Milvus in the engine); with the sentence ranking added, the scores and their
+    order are those of reciprocal rank fusion of the three rankings, each searched alone (the fusion before Milvus)."""
+    store = seed_assistant.store
+    retriever = retrieval.Retriever(store, encoder, candidates=5)  # 5 of 18 passages: the two rankings differ
+    for exhaustive in (index_store.EXHAUSTIVE_SENTENCES, 0):  # 0: local sentence search only among the candidates
+        monkeypatch.setattr(index_store, "EXHAUSTIVE_SENTENCES", exhaustive)
+        for question, _ in KNOWN:
+            vector = retriever.encode_query(question)
+            dense_scores, dense = store.dense(vector, k=5, filters=filters)
+            lexical = store.lexical(terms(question), k=5, filters=filters)[1]
+            candidates = np.concatenate([dense, lexical])
+            sentences = store.sentence_dense(vector, k=5, filters=filters, candidates=candidates)
+            expected = reciprocal_rank_fusion([dense, lexical, sentences])
+            hits = retriever.search(question, k=8, filters=filters, query_vector=vector)
+            best = sorted(expected.values(), reverse=True)[:8]
+            assert [hit.score for hit in hits] == pytest.approx(best, rel=1e-6)  # best first, none left out
+            dense_by_row = dict(zip(dense.tolist(), dense_scores.tolist()))
+            for hit in hits:
+                assert hit.score == pytest.approx(expected[hit.row], rel=1e-6)
+                exact = dense_by_row.get(hit.row, store.dense_scores(vector, [hit.row])[0])
+                assert hit.dense_score == pytest.approx(exact, abs=1e-5)
+    with pytest.raises(ValueError, match="dense and BM25 weights must be equal"):
+        retrieval.Retriever(store, encoder, weights=(1.0, 0.5, 1.0))
+
+
 def test_lexical_search_returns_the_best_bm25s_scores_best_first(seed_assistant):
     retriever = seed_assistant.retriever
     store = retriever.store

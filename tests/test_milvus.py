@@ -4,6 +4,7 @@ checked against exact search (numpy) on the seeds' real vectors, and the Milvus 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -137,20 +138,28 @@ def test_bm25_scores_are_positive_and_equal_exact_bm25(location, seeds, filters)
     assert raw[0]["distance"] < 0  # the caveat itself: if Milvus Lite stops negating, abs() still holds
 
 
-def test_hybrid_search_is_milvus_rrf_of_dense_and_bm25(location, seeds, encoder):
+@pytest.mark.parametrize("filters", FILTERS, ids=["all", "outlets", "date"])
+def test_fused_search_is_milvus_rrf_of_exact_dense_and_bm25_rankings(location, seeds, encoder, filters):
+    """Milvus fuses dense and BM25 search in the engine (hybrid_search, RRFRanker), in one request."""
     write(location, Change(upserts=seeds))
     reader = backend.open_reader(location)
+    passages = table(seeds)
+    admitted = [filters is None or filters.admits(p[0]) for p in passages]
+    calls = []
+    hybrid_search = reader.milvus.client.hybrid_search
+    reader.milvus.client.hybrid_search = lambda *a, **kw: calls.append(a) or hybrid_search(*a, **kw)
     for question in QUESTIONS:
         vector, query = encoder.encode([question])[0], terms(question)
-        fused = Counter()
-        for rows in (reader.dense(vector, k=10)[1], reader.lexical(query, k=10)[1]):
-            for rank, row in enumerate(rows.tolist(), start=1):
-                fused[row] += 1 / (ms.RRF_K + rank)
-        hits = reader.hybrid(vector, query, k=10)
-        assert len(hits) == min(10, len(fused))
-        for row, score in hits:
-            assert score == pytest.approx(fused[row], rel=1e-5)
-        assert [s for _, s in hits] == pytest.approx(sorted(fused.values(), reverse=True)[: len(hits)], rel=1e-5)
+        similarity = np.array([p[3] @ vector if ok else -np.inf for p, ok in zip(passages, admitted)])
+        bm25 = np.where(admitted, exact_bm25(passages, query), 0)
+        nearest = [i for i in np.argsort(-similarity, kind="stable")[:5] if np.isfinite(similarity[i])]
+        best = [i for i in np.argsort(-bm25, kind="stable")[:5] if bm25[i] > 0]
+        fused = backend.reciprocal_rank_fusion([nearest, best])  # sums of 1 / (60 + rank): test_answers.py
+        expected = {(passages[i][0].id, passages[i][1], passages[i][2]): score for i, score in fused.items()}
+        scores, rows = reader.fused(vector, query, k=5, filters=filters)
+        assert dict(zip(spans(reader, rows), scores.tolist())) == pytest.approx(expected, rel=1e-5)
+        assert (np.diff(scores) <= 0).all()  # best first
+    assert len(calls) == len(QUESTIONS)
 
 
 def test_rows_tables_texts_and_coverage_match_what_was_written(location, seeds, encoder):
@@ -176,6 +185,18 @@ def test_rows_tables_texts_and_coverage_match_what_was_written(location, seeds, 
     assert coverage.outlets == Counter(e.article.outlet for e in seeds if e.article.outlet)
     assert coverage.days == Counter(e.article.date for e in seeds if e.article.date)
     assert reader.passage_frequency("peskov") == sum("peskov" in p[4] for p in table(seeds))
+
+
+def test_articles_in_many_parts_are_read_whole_and_a_missing_part_is_reported(location, seeds, monkeypatch):
+    monkeypatch.setattr(ms, "PART_CHARS", 500)  # each seed's record in more parts than one read asks for
+    write(location, Change(upserts=seeds))
+    reader = backend.open_reader(location)
+    assert {i: a.text for i, a in reader.article_by_id.items()} == {e.article.id: e.article.text for e in seeds}
+    entry = reader.entries[0]
+    assert len(ms._parts(json.dumps(ms.read_records(reader.milvus, [entry])[entry.id]))) > 2 * ms.PARTS_READ
+    reader.milvus.client.delete(reader.milvus.articles, ids=[ms.key(entry.id, entry.generation, ms.PARTS_READ)])
+    with pytest.raises(StoreError, match="lacks the text"):
+        backend.open_reader(location).article(0)
 
 
 def test_sentence_search_ranks_passages_by_their_best_sentence(location, seeds, encoder):
