@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -187,12 +187,16 @@ class OnnxInt8Model:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         encodings = self.tokenizer.encode_batch(texts)
         if len(encodings) == 1:
-            found = [self._run(self.session, encodings[0])]
+            runs = [Future()]
+            runs[0].set_result(self._run(self.session, encodings[0]))
         else:
-            session = self.single_thread_session
-            found = _RUNNERS.map(lambda encoding: self._run(session, encoding), encodings)
-        for row, vector in enumerate(found):
-            vectors[row] = vector
-            if progress:
-                progress(1)
+            runs = [_RUNNERS.submit(self._run, self.single_thread_session, e) for e in encodings]
+        try:
+            for row, run in enumerate(runs):
+                vectors[row] = run.result()
+                if progress:
+                    progress(1)
+        finally:
+            for run in runs:
+                run.cancel()  # an interrupted call leaves no text running behind it
         return vectors
