@@ -1195,9 +1195,11 @@ def _merge_tables(staging: Path, index_dir: Path, sources: list[Catalog], dimens
         "sentences.f16.npy": _ArrayFile(staging / "sentences.f16.npy", np.float16, dimension),
         "vectors": _ArrayFile(staging / ".passage-vectors.npy", np.float32, dimension),  # for the FAISS index
     }
-    kept = [_merge_source(index_dir / source.name, source, files) for source in sources]
-    for file in files.values():
-        file.close()
+    try:
+        kept = [_merge_source(index_dir / source.name, source, files) for source in sources]
+    finally:
+        for file in files.values():
+            file.close()
     vectors = _RowFile(files["vectors"].path)
     index = vector_index.build_from_blocks(
         vectors.shape[0], dimension, lambda rows: np.concatenate(list(vectors.blocks(rows))),
@@ -1250,11 +1252,14 @@ def _merge_postings(staging: Path, kept: list[_Kept]) -> list[str]:
     indptrs = [np.load(k.folder / "bm25.indptr.npy", allow_pickle=False) for k in kept]
     postings = [(_RowFile(k.folder / "bm25.rows.npy"), _RowFile(k.folder / "bm25.tf.npy")) for k in kept]
     live = [_live_postings(indptr, rows, k.passages) for indptr, (rows, _), k in zip(indptrs, postings, kept)]
-    terms = [[t for (t,) in k.catalog.query("SELECT term FROM vocabulary ORDER BY id")] for k in kept]
-    vocabulary = sorted(set().union(*({t for t, n in zip(names, counts) if n} for names, counts in zip(terms, live))))
+    terms = "SELECT term FROM vocabulary ORDER BY id"  # read twice, a segment at a time, rather than kept
+    vocabulary = set()
+    for k, counts in zip(kept, live):
+        vocabulary.update(term for (term,), count in zip(k.catalog.query(terms), counts) if count)
+    vocabulary = sorted(vocabulary)
     ids = {term: i for i, term in enumerate(vocabulary)}
-    term_maps = [np.array([ids.get(t, -1) for t in names], dtype=np.int64) for names in terms]
-    del terms, ids
+    term_maps = [np.array([ids.get(term, -1) for (term,) in k.catalog.query(terms)], dtype=np.int64) for k in kept]
+    del ids
     frequency = np.zeros(len(vocabulary), dtype=np.int64)
     for term_map, counts in zip(term_maps, live):
         frequency[term_map[counts > 0]] += counts[counts > 0]
