@@ -15,7 +15,8 @@ Layout of an index folder:
 
 A write adds a segment and marks replaced or removed articles deleted in the manifest; the manifest is replaced
 last, so a crash leaves the old index or the new one. Small trailing segments are merged as they come; `compact`
-merges everything. BM25 is scored at question time from the live passages' counts, so it equals a fresh build.
+merges everything; a merge reads and writes a block of rows at a time. BM25 is scored at question time from the live
+passages' counts, so it equals a fresh build.
 """
 
 from __future__ import annotations
