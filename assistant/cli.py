@@ -165,6 +165,18 @@ def format_answer(answer) -> str:
 
 
 def _index(args) -> int:
+    try:
+        return _index_or_compact(args)
+    except KeyboardInterrupt:
+        print(
+            "Interrupted. What was committed stays indexed: run the same command again to go on "
+            "(articles already embedded are not embedded again).",
+            file=sys.stderr,
+        )
+        return FAILED
+
+
+def _index_or_compact(args) -> int:
     from embeddings.indexer import compact_index, update_index
 
     def waiting() -> None:

@@ -3,6 +3,7 @@
 Run from the repository root:
     python bench/ingest.py bulk [--limit-texts N]       # BBC + Reuters JSONL, embedded for real, one update_index call
     python bench/ingest.py scale [--sizes 10k,100k,1m]  # add 1 and 1,000 articles to indexes of each size
+    python bench/ingest.py compact [--sizes 100k]       # peak RSS of `assistant index --compact` at each size
 
 bulk: texts embedded per second and peak RSS of the whole build (model loading included).
 scale: each index is built by the real indexer (update_index) from BBC+Reuters articles repeated under new ids, with
@@ -11,6 +12,9 @@ is impossible here), in batches of 2,000,000 texts like a bulk import; then 1 ar
 1,000 articles `repeat` times, with the default batch size, and the time (embedding excluded: the stand-in's time
 is measured and subtracted) and bytes written are printed, with the load time of each index and bench/run.py's
 latency figures over it as the adds left it.
+compact: each index is built like scale's, then 1,000 new articles are added and 1,000 of the base updated (their old
+rows deleted), then `python -m assistant index --compact` runs in a child process: its time and its peak RSS (measured
+by /usr/bin/time) are printed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -162,8 +167,6 @@ def add(index_dir: Path, files: list[Path], stand_in: ReusedVectors) -> dict:
 
 def load_seconds(index_dir: Path, repeat: int = 3) -> list[float]:
     """Return the time from loading the index to its first answer (the model loaded before), in fresh processes."""
-    import subprocess
-
     code = (
         "import time; from assistant.service import Assistant; from embeddings.encoder import Encoder; "
         "encoder = Encoder(); encoder.encode(['warm up']); started = time.perf_counter(); "
@@ -235,11 +238,48 @@ def scale(sizes: list[str], work: Path, repeat: int) -> None:
               f"{'met' if load <= 3 else 'NOT met'}")  # fmt: skip
 
 
+def updated(file: Path, count: int) -> None:
+    """Rewrite a JSONL file of `copies` with a sentence added to the text of its first `count` articles."""
+    records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines()]
+    for record in records[:count]:
+        record["text"] += "\nThe item was revised later."
+    file.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+
+
+def compact(sizes: list[str], work: Path) -> None:
+    """Build each size like `scale`, add and update 1,000 articles, then time `assistant index --compact`."""
+    encoder = Encoder()
+    stand_in = ReusedVectors(encoder, vector_pool(encoder))
+    for size in sizes:
+        index_dir = work / f"index-{size}"
+        base = copies(work / f"base-{size}", SIZES[size], tag=f"b{size}")
+        update_index(base, index_dir=index_dir, encoder=stand_in, progress=False, batch_texts=2_000_000)
+        update_index(copies(work / f"new-{size}", 1000 * 2.1, tag=f"n{size}"), index_dir=index_dir,
+                     encoder=stand_in, progress=False)  # fmt: skip
+        updated(base[-1], 1000)
+        update_index(base, index_dir=index_dir, encoder=stand_in, progress=False)
+        manifest = index_store.read_manifest(index_dir)
+        deleted = sum(len(s["deleted"]) for s in manifest["segments"])
+        started = time.perf_counter()
+        command = [sys.executable, "-m", "assistant", "index", "--compact", "--quiet", "--index-dir", str(index_dir)]
+        # GNU time measures the command alone (this process's own rusage of children would count what a forked
+        # child shares with this one before it runs the command).
+        peak_file = work / "peak-rss-kb"
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(peak_file), *command], check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        seconds = time.perf_counter() - started
+        peak = int(peak_file.read_text().split()[-1]) / 1024
+        print(f"compact {size}: {manifest['counts']['passages']:,} live passages in {len(manifest['segments'])} "
+              f"segments, {deleted:,} deleted articles; compacted in {seconds:,.1f} s, peak RSS {peak:,.0f} MB; "
+              f"index {sum(folder_bytes(index_dir).values()) / 1e6:,.0f} MB on disk", flush=True)  # fmt: skip
+        shutil.rmtree(work / f"base-{size}", ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark ingest through the real indexer.")
-    parser.add_argument("mode", choices=("bulk", "scale"))
+    parser.add_argument("mode", choices=("bulk", "scale", "compact"))
     parser.add_argument("--limit-texts", type=int, help="bulk: stop after this many texts (a measured prefix)")
-    parser.add_argument("--sizes", default="10k,100k,1m", help="scale: comma-separated: 10k,100k,1m")
+    parser.add_argument("--sizes", default="10k,100k,1m", help="scale, compact: comma-separated: 10k,100k,1m")
     parser.add_argument("--repeat", type=int, default=3, help="scale: adds per figure (median)")
     parser.add_argument("--work", type=Path, help="folder for the indexes (default: a temporary folder, removed)")
     args = parser.parse_args()
@@ -247,8 +287,10 @@ def main() -> None:
     try:
         if args.mode == "bulk":
             bulk(work / "bulk-index", args.limit_texts)
-        else:
+        elif args.mode == "scale":
             scale([s.strip() for s in args.sizes.split(",")], work, args.repeat)
+        else:
+            compact([s.strip() for s in args.sizes.split(",")], work)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

@@ -15,7 +15,8 @@ Layout of an index folder:
 
 A write adds a segment and marks replaced or removed articles deleted in the manifest; the manifest is replaced
 last, so a crash leaves the old index or the new one. Small trailing segments are merged as they come; `compact`
-merges everything. BM25 is scored at question time from the live passages' counts, so it equals a fresh build.
+merges everything; a merge reads and writes a block of rows at a time. BM25 is scored at question time from the live
+passages' counts, so it equals a fresh build.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
+import itertools
 import json
 import math
 import os
@@ -32,8 +35,9 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import quote
@@ -842,6 +846,10 @@ def _postings(passage_terms: list[list[str]]) -> tuple[list[str], np.ndarray, np
     )
 
 
+def _stack(parts: list[np.ndarray], width: int, dtype) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, width), dtype=dtype)
+
+
 def parts_of(embedded: list[Embedded], dimension: int) -> Parts:
     """Return the segment contents of freshly chunked and embedded articles."""
     passages, sentences, article_table, terms = [], [], [], []
@@ -868,8 +876,9 @@ def parts_of(embedded: list[Embedded], dimension: int) -> Parts:
     )
 
 
-def _write_catalog(path: Path, parts: Parts) -> None:
-    """Write a segment's catalog: its articles with their records, and its BM25 vocabulary."""
+def _write_catalog(path: Path, articles: Iterable[tuple], vocabulary: Iterable[str]) -> None:
+    """Write a segment's catalog: its articles (row, id, hash, text_key, source, outlet, date, record) and its BM25
+    vocabulary, taken from iterables as they come."""
     catalog = sqlite3.connect(path)
     try:
         catalog.execute("PRAGMA journal_mode = OFF")
@@ -879,14 +888,8 @@ def _write_catalog(path: Path, parts: Parts) -> None:
             "text_key TEXT NOT NULL, source TEXT NOT NULL, outlet TEXT, date TEXT, record TEXT NOT NULL)"
         )
         catalog.execute("CREATE TABLE vocabulary (term TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID")
-        catalog.executemany(
-            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (row, a.id, a.hash, text_key(a), a.path, a.outlet, a.date, json.dumps(a.to_json(), ensure_ascii=False))
-                for row, a in enumerate(parts.articles)
-            ),
-        )
-        catalog.executemany("INSERT INTO vocabulary VALUES (?, ?)", ((t, i) for i, t in enumerate(parts.vocabulary)))
+        catalog.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)", articles)
+        catalog.executemany("INSERT INTO vocabulary VALUES (?, ?)", ((t, i) for i, t in enumerate(vocabulary)))
         for column in ("id", "text_key", "source"):
             catalog.execute(f"CREATE INDEX articles_{column} ON articles ({column})")
         catalog.execute("CREATE INDEX articles_outlet_date ON articles (outlet, date)")  # coverage after deletes
@@ -895,12 +898,24 @@ def _write_catalog(path: Path, parts: Parts) -> None:
         catalog.close()
 
 
-def _write_segment(index_dir: Path, name: str, parts: Parts) -> dict:
-    """Write a segment folder (staged, fsynced, renamed into place); return its manifest entry."""
+def _catalog_rows(articles: list[Article]) -> Iterator[tuple]:
+    """Return the catalog rows of freshly read articles."""
+    for row, a in enumerate(articles):
+        yield row, a.id, a.hash, text_key(a), a.path, a.outlet, a.date, json.dumps(a.to_json(), ensure_ascii=False)
+
+
+def _stage(index_dir: Path, name: str) -> Path:
+    """Return an empty staging folder for the segment `name`."""
     staging = index_dir / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)  # left by an earlier failed write of this process
     staging.mkdir(parents=True)
-    _write_catalog(staging / CATALOG, parts)
+    return staging
+
+
+def _write_segment(index_dir: Path, name: str, parts: Parts) -> dict:
+    """Write a segment folder (staged, fsynced, renamed into place); return its manifest entry."""
+    staging = _stage(index_dir, name)
+    _write_catalog(staging / CATALOG, _catalog_rows(parts.articles), parts.vocabulary)
     arrays = {
         "articles.npy": parts.article_table,
         "passages.npy": parts.passages,
@@ -914,20 +929,38 @@ def _write_segment(index_dir: Path, name: str, parts: Parts) -> dict:
     for file, array in arrays.items():
         np.save(staging / file, array, allow_pickle=False)
     faiss.write_index(vector_index.build(parts.passage_vectors), str(staging / "passages.faiss"))
+    return _publish(index_dir, staging, name)
+
+
+def _publish(index_dir: Path, staging: Path, name: str) -> dict:
+    """Move a staged segment into place (fsynced, renamed); return its manifest entry, read from its files."""
     for file in FILES:
         _fsync_file(staging / file)
     _fsync_dir(staging)
-    os.rename(staging, index_dir / name)
+    folder = index_dir / name
+    os.rename(staging, folder)
     _fsync_dir(index_dir)
+    tables = {
+        t: np.load(folder / f"{t}.npy", mmap_mode="r", allow_pickle=False)
+        for t in ("articles", "passages", "sentences")
+    }
+    catalog = sqlite3.connect(f"file:{quote(str(folder / CATALOG))}?mode=ro", uri=True)
+    try:
+        outlets, days = (
+            dict(catalog.execute(f"SELECT {c}, count(*) FROM articles WHERE {c} <> '' GROUP BY {c}").fetchall())
+            for c in ("outlet", "date")
+        )
+    finally:
+        catalog.close()
     return {
         "name": name,
-        "counts": {"articles": len(parts.articles), "passages": len(parts.passages), "sentences": len(parts.sentences)},
-        "terms": int(parts.lengths.sum()),
+        "counts": {table: len(rows) for table, rows in tables.items()},
+        "terms": int(np.load(folder / "bm25.lengths.npy", allow_pickle=False).sum()),
         "deleted": [],
-        "outlets": dict(Counter(a.outlet for a in parts.articles if a.outlet)),
-        "days": dict(Counter(a.date for a in parts.articles if a.date)),
-        "files": {file: (staging.parent / name / file).stat().st_size for file in FILES},
-        "sha256": {file: _sha256(index_dir / name / file) for file in FILES},
+        "outlets": outlets,
+        "days": days,
+        "files": {file: (folder / file).stat().st_size for file in FILES},
+        "sha256": {file: _sha256(folder / file) for file in FILES},
     }
 
 
@@ -1079,109 +1112,226 @@ class LocalWriter:
     def _merge(self, first: int, model: dict) -> None:
         """Replace the segments from `first` on by one segment of their live articles, after checking checksums."""
         self._verify(first)
-        opened = [Segment(self.index_dir, s.entry, (0, 0, 0), model["dimension"]) for s in self.segments[first:]]
-        merged = merge_parts(opened, model["dimension"])
         entries = [s.entry for s in self.segments[:first]]
-        if merged.articles:
-            entries.append(_write_segment(self.index_dir, self._next_name(), merged))
+        merged = _write_merged(self.index_dir, self._next_name(), self.segments[first:], model["dimension"])
+        entries += [merged] if merged else []
         self._switch(entries, model=model, chunking=self.manifest["chunking"], sources=self.manifest["sources"])
 
 
-def merge_parts(segments: list[Segment], dimension: int) -> Parts:
-    """Return the live contents of `segments` as the parts of one segment (vectors and postings reused)."""
-    merge = Merge(dimension)
-    for segment in segments:
-        merge.add(segment)
-    return merge.parts()
+# --- merging, a block at a time ---------------------------------------------------------------------------------
+
+MERGE_ROWS = 65_536
+"""Rows (of a table, vectors or postings) a merge reads and writes at a time: its memory follows a block of rows and
+the new FAISS index, not the segments merged."""
 
 
-def _stack(parts: list[np.ndarray], width: int, dtype) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, width), dtype=dtype)
+class _ArrayFile:
+    """A .npy file written a block of rows at a time; its header, written last, records how many."""
+
+    HEADER = 128
+    """Bytes of numpy's version 1.0 header of a table or vector (padded for any row count)."""
+
+    def __init__(self, path: Path, dtype, width: int | None = None):
+        self.path, self.dtype, self.shape_tail, self.rows = path, np.dtype(dtype), (width,) if width else (), 0
+        self.handle = path.open("wb")
+        self.handle.seek(self.HEADER)
+
+    def append(self, block: np.ndarray) -> None:
+        """Write `block`'s rows after those written so far."""
+        block = np.ascontiguousarray(block, dtype=self.dtype).reshape(-1, *self.shape_tail)
+        self.handle.write(block.tobytes())
+        self.rows += len(block)
+
+    def close(self) -> None:
+        """Write the header, then close the file."""
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header,
+            {
+                "descr": np.lib.format.dtype_to_descr(self.dtype),
+                "fortran_order": False,
+                "shape": (self.rows, *self.shape_tail),
+            },
+        )
+        if header.tell() != self.HEADER:
+            raise ValueError(f"{self.path.name}: a numpy header of {header.tell()} bytes, not {self.HEADER}")
+        self.handle.seek(0)
+        self.handle.write(header.getvalue())
+        self.handle.close()
+
+
+class _RowFile:
+    """A .npy file read a block of rows at a time by plain reads (a memory map would keep what it read resident)."""
+
+    def __init__(self, path: Path):
+        header = np.load(path, mmap_mode="r", allow_pickle=False)
+        self.path, self.offset, self.dtype, self.shape = path, header.offset, header.dtype, header.shape
+        self.row_items = int(np.prod(self.shape[1:], dtype=np.int64))
+
+    def read(self, first: int, stop: int) -> np.ndarray:
+        """Return the rows first:stop."""
+        size = self.row_items * self.dtype.itemsize
+        rows = np.fromfile(self.path, self.dtype, (stop - first) * self.row_items, offset=self.offset + first * size)
+        return rows.reshape(-1, *self.shape[1:])
+
+    def blocks(self, chosen: np.ndarray) -> Iterator[np.ndarray]:
+        """Yield the rows `chosen` (sorted), read a block at a time."""
+        for first in range(0, self.shape[0], MERGE_ROWS):
+            stop = min(first + MERGE_ROWS, self.shape[0])
+            low, high = np.searchsorted(chosen, [first, stop])
+            if high > low:
+                yield self.read(first, stop)[chosen[low:high] - first]
 
 
 @dataclass
-class Merge:
-    """The live contents of segments being merged into one, gathered a segment at a time, rows renumbered."""
+class _Kept:
+    """Where the live rows of a segment being merged go in the merged segment (-1: not kept)."""
 
-    dimension: int
-    articles: list[Article] = field(default_factory=list)
-    tables: list[np.ndarray] = field(default_factory=list)
-    passages: list[np.ndarray] = field(default_factory=list)
-    sentences: list[np.ndarray] = field(default_factory=list)
-    passage_vectors: list[np.ndarray] = field(default_factory=list)
-    sentence_vectors: list[np.ndarray] = field(default_factory=list)
-    vocabulary: dict[str, int] = field(default_factory=dict)
-    postings: list[tuple] = field(default_factory=list)  # (term ids, passage rows, counts) per segment
-    lengths: list[np.ndarray] = field(default_factory=list)
+    folder: Path
+    catalog: Catalog
+    articles: np.ndarray
+    passages: np.ndarray
 
-    def add(self, segment: Segment) -> None:
-        """Add the live articles of `segment`: their records, table rows, vectors and postings."""
-        keep = segment.live_articles()
-        base_article, base_passage = len(self.articles), sum(map(len, self.passages))
-        base_sentence = sum(map(len, self.sentences))
-        records = dict(segment.query("SELECT row, record FROM articles"))
-        self.articles += [Article.from_json(json.loads(records[row])) for row in keep.tolist()]
-        article_map = np.full(len(segment.articles), -1, dtype=np.int64)
-        article_map[keep] = np.arange(len(keep)) + base_article
-        p_keep = np.flatnonzero(article_map[segment.passages[:, ARTICLE]] >= 0)
-        s_keep = np.flatnonzero(article_map[segment.sentences[:, ARTICLE]] >= 0)
-        sentence_map = np.full(len(segment.sentences), -1, dtype=np.int64)
-        sentence_map[s_keep] = np.arange(len(s_keep)) + base_sentence
-        table = np.array(segment.passages[p_keep])
-        table[:, ARTICLE] = article_map[table[:, ARTICLE]]
-        table[:, FIRST_SENTENCE] = sentence_map[table[:, FIRST_SENTENCE]]
-        table[:, SENTENCE_STOP] = sentence_map[table[:, SENTENCE_STOP] - 1] + 1  # an article's sentences stay together
-        rows = np.array(segment.sentences[s_keep])
-        rows[:, ARTICLE] = article_map[rows[:, ARTICLE]]
-        self.passages.append(table)
-        self.sentences.append(rows)
-        empty = np.zeros((0, self.dimension), dtype=np.float32)
-        self.passage_vectors.append(segment.index.reconstruct_batch(p_keep) if len(p_keep) else empty)
-        self.sentence_vectors.append(np.asarray(segment.sentence_vectors[s_keep]))  # float16, as written
-        articles = np.arange(len(keep)) + base_article
-        first_passages = np.searchsorted(table[:, ARTICLE], articles) + base_passage
-        first_sentences = np.searchsorted(rows[:, ARTICLE], articles) + base_sentence
-        lengths = np.array(segment.articles[keep, 0])
-        self.tables.append(np.stack([lengths, first_passages, first_sentences], axis=1).reshape(-1, 3))
-        passage_map = np.full(len(segment.passages), -1, dtype=np.int64)
-        passage_map[p_keep] = np.arange(len(p_keep)) + base_passage
-        self.add_postings(segment, passage_map)
-        self.lengths.append(segment.lengths[p_keep])
 
-    def add_postings(self, segment: Segment, passage_map: np.ndarray) -> None:
-        """Add the postings of a segment's live passages, with terms as ids of the merged vocabulary."""
-        terms = [t for t, _ in sorted(segment.query("SELECT term, id FROM vocabulary"), key=lambda pair: pair[1])]
-        term_map = np.array([self.vocabulary.setdefault(t, len(self.vocabulary)) for t in terms], dtype=np.int64)
-        term_of_posting = np.repeat(np.arange(len(terms)), np.diff(segment.indptr))
-        shifted = passage_map[segment.rows]
-        alive = shifted >= 0
-        self.postings.append((term_map[term_of_posting[alive]], shifted[alive], segment.tf[alive]))
+def _write_merged(index_dir: Path, name: str, sources: list[Catalog], dimension: int) -> dict | None:
+    """Write the live articles of `sources` as one segment, a block of rows at a time; return its manifest entry,
+    None if no article is live. Rows, vocabulary and postings come out as a fresh build of those articles writes
+    them (vectors reused)."""
+    staging = _stage(index_dir, name)
+    kept = _merge_tables(staging, index_dir, sources, dimension)
+    if not any((k.articles >= 0).any() for k in kept):
+        shutil.rmtree(staging)
+        return None
+    vocabulary = _merge_postings(staging, kept)
+    _write_catalog(staging / CATALOG, _kept_catalog_rows(kept), vocabulary)
+    return _publish(index_dir, staging, name)
 
-    def parts(self) -> Parts:
-        """Return the parts of the merged segment: the vocabulary sorted and postings by term, then passage."""
-        names = sorted(self.vocabulary, key=self.vocabulary.get)
-        order = sorted(range(len(names)), key=names.__getitem__)  # the vocabulary sorted, like a fresh build
-        rank = np.empty(len(names), dtype=np.int64)
-        rank[order] = np.arange(len(names))
-        term_ids = rank[_stack([p[0] for p in self.postings], 0, np.int64).reshape(-1)]
-        rows = _stack([p[1] for p in self.postings], 0, np.int64).reshape(-1)
-        tf = _stack([p[2] for p in self.postings], 0, np.float32).reshape(-1)
-        by_term = np.lexsort((rows, term_ids))
-        indptr = np.zeros(len(names) + 1, dtype=np.int64)
-        np.add.at(indptr, term_ids + 1, 1)
-        return Parts(
-            self.articles,
-            _stack(self.tables, 3, np.int64),
-            _stack(self.passages, 5, np.int64),
-            _stack(self.sentences, 3, np.int64),
-            _stack(self.passage_vectors, self.dimension, np.float32),
-            _stack(self.sentence_vectors, self.dimension, np.float16),
-            [names[i] for i in order],
-            np.cumsum(indptr),
-            rows[by_term].astype(np.int32),
-            tf[by_term].astype(np.float32),
-            _stack(self.lengths, 0, np.int32).reshape(-1),
-        )
+
+def _merge_tables(staging: Path, index_dir: Path, sources: list[Catalog], dimension: int) -> list[_Kept]:
+    """Write the merged tables, passage lengths, sentence vectors and FAISS index, a source and a block at a time;
+    return where each source's rows went."""
+    files = {
+        "articles.npy": _ArrayFile(staging / "articles.npy", np.int64, 3),
+        "passages.npy": _ArrayFile(staging / "passages.npy", np.int64, 5),
+        "sentences.npy": _ArrayFile(staging / "sentences.npy", np.int64, 3),
+        "bm25.lengths.npy": _ArrayFile(staging / "bm25.lengths.npy", np.int32),
+        "sentences.f16.npy": _ArrayFile(staging / "sentences.f16.npy", np.float16, dimension),
+        "vectors": _ArrayFile(staging / ".passage-vectors.npy", np.float32, dimension),  # for the FAISS index
+    }
+    try:
+        kept = [_merge_source(index_dir / source.name, source, files) for source in sources]
+    finally:
+        for file in files.values():
+            file.close()
+    vectors = _RowFile(files["vectors"].path)
+    index = vector_index.build_from_blocks(
+        vectors.shape[0], dimension, lambda rows: np.concatenate(list(vectors.blocks(rows))),
+        lambda: vectors.blocks(np.arange(vectors.shape[0])),
+    )  # fmt: skip
+    faiss.write_index(index, str(staging / "passages.faiss"))
+    files["vectors"].path.unlink()
+    return kept
+
+
+def _merge_source(folder: Path, source: Catalog, files: dict[str, _ArrayFile]) -> _Kept:
+    """Append the live rows of one segment to the merged files (rows renumbered); return where they went."""
+    base_article, base_passage, base_sentence = (
+        files[f].rows for f in ("articles.npy", "passages.npy", "sentences.npy")
+    )
+    keep = source.live_articles()
+    passages, sentences = (np.load(folder / f"{t}.npy", allow_pickle=False) for t in ("passages", "sentences"))
+    article_map = np.full(len(source.articles), -1, dtype=np.int64)
+    article_map[keep] = np.arange(len(keep)) + base_article
+    p_keep = np.flatnonzero(article_map[passages[:, ARTICLE]] >= 0)
+    s_keep = np.flatnonzero(article_map[sentences[:, ARTICLE]] >= 0)
+    sentence_map = np.full(len(sentences), -1, dtype=np.int64)
+    sentence_map[s_keep] = np.arange(len(s_keep)) + base_sentence
+    table = passages[p_keep]
+    table[:, ARTICLE] = article_map[table[:, ARTICLE]]
+    table[:, FIRST_SENTENCE] = sentence_map[table[:, FIRST_SENTENCE]]
+    table[:, SENTENCE_STOP] = sentence_map[table[:, SENTENCE_STOP] - 1] + 1  # an article's sentences stay together
+    rows = sentences[s_keep]
+    rows[:, ARTICLE] = article_map[rows[:, ARTICLE]]
+    merged_articles = np.arange(len(keep)) + base_article
+    first_passages = np.searchsorted(table[:, ARTICLE], merged_articles) + base_passage
+    first_sentences = np.searchsorted(rows[:, ARTICLE], merged_articles) + base_sentence
+    files["articles.npy"].append(np.stack([np.asarray(source.articles[keep, 0]), first_passages, first_sentences], 1))
+    files["passages.npy"].append(table)
+    files["sentences.npy"].append(rows)
+    files["bm25.lengths.npy"].append(np.load(folder / "bm25.lengths.npy", allow_pickle=False)[p_keep])
+    for block in _RowFile(folder / "sentences.f16.npy").blocks(s_keep):
+        files["sentences.f16.npy"].append(block)  # float16, as written
+    index = faiss.read_index(str(folder / "passages.faiss"))
+    for first in range(0, len(p_keep), MERGE_ROWS):
+        files["vectors"].append(index.reconstruct_batch(p_keep[first : first + MERGE_ROWS]))
+    passage_map = np.full(len(passages), -1, dtype=np.int64)
+    passage_map[p_keep] = np.arange(len(p_keep)) + base_passage
+    return _Kept(folder, source, article_map, passage_map)
+
+
+def _merge_postings(staging: Path, kept: list[_Kept]) -> list[str]:
+    """Write the merged BM25 postings (by term, then passage, like a fresh build), a block of terms at a time; return
+    the vocabulary: the terms of live passages, sorted."""
+    indptrs = [np.load(k.folder / "bm25.indptr.npy", allow_pickle=False) for k in kept]
+    postings = [(_RowFile(k.folder / "bm25.rows.npy"), _RowFile(k.folder / "bm25.tf.npy")) for k in kept]
+    live = [_live_postings(indptr, rows, k.passages) for indptr, (rows, _), k in zip(indptrs, postings, kept)]
+    terms = "SELECT term FROM vocabulary ORDER BY id"  # read twice, a segment at a time, rather than kept
+    vocabulary = set()
+    for k, counts in zip(kept, live):
+        vocabulary.update(term for (term,), count in zip(k.catalog.query(terms), counts) if count)
+    vocabulary = sorted(vocabulary)
+    ids = {term: i for i, term in enumerate(vocabulary)}
+    term_maps = [np.array([ids.get(term, -1) for (term,) in k.catalog.query(terms)], dtype=np.int64) for k in kept]
+    del ids
+    frequency = np.zeros(len(vocabulary), dtype=np.int64)
+    for term_map, counts in zip(term_maps, live):
+        frequency[term_map[counts > 0]] += counts[counts > 0]
+    indptr = np.concatenate([[0], np.cumsum(frequency)])
+    np.save(staging / "bm25.indptr.npy", indptr, allow_pickle=False)
+    # Both vocabularies are sorted, so a run of merged terms is a run of each source's terms (dead ones run along).
+    reach = [np.maximum.accumulate(term_map) if len(term_map) else term_map for term_map in term_maps]
+    starts = np.searchsorted(indptr, np.arange(0, indptr[-1], MERGE_ROWS), side="right") - 1
+    cuts = np.unique(np.concatenate([[0], starts, [len(vocabulary)]]))
+    out_rows, out_tf = _ArrayFile(staging / "bm25.rows.npy", np.int32), _ArrayFile(staging / "bm25.tf.npy", np.float32)
+    for low, high in itertools.pairwise(cuts.tolist()):
+        found = []
+        for k, source_indptr, (rows, tf), term_map, runs in zip(kept, indptrs, postings, term_maps, reach):
+            first, stop = np.searchsorted(runs, [low, high])
+            window = slice(int(source_indptr[first]), int(source_indptr[stop]))
+            term_of = np.repeat(np.arange(first, stop), np.diff(source_indptr[first : stop + 1]))
+            mapped = k.passages[rows.read(window.start, window.stop)]
+            alive = mapped >= 0
+            found.append((term_map[term_of[alive]], mapped[alive], tf.read(window.start, window.stop)[alive]))
+        order = np.argsort(np.concatenate([f[0] for f in found]), kind="stable")  # passages stay in row order
+        out_rows.append(np.concatenate([f[1] for f in found])[order])
+        out_tf.append(np.concatenate([f[2] for f in found])[order])
+    out_rows.close()
+    out_tf.close()
+    return vocabulary
+
+
+def _live_postings(indptr: np.ndarray, rows: _RowFile, passage_map: np.ndarray) -> np.ndarray:
+    """Return, for each term of a segment, how many of its postings are in passages a merge keeps."""
+    counts = np.zeros(len(indptr) - 1, dtype=np.int64)
+    for first in range(0, rows.shape[0], MERGE_ROWS):
+        block = rows.read(first, min(first + MERGE_ROWS, rows.shape[0]))
+        term_of = np.searchsorted(indptr, np.arange(first, first + len(block)), side="right") - 1
+        counts += np.bincount(term_of[passage_map[block] >= 0], minlength=len(counts))
+    return counts
+
+
+def _kept_catalog_rows(kept: list[_Kept]) -> Iterator[tuple]:
+    """Return the catalog rows of the articles a merge keeps, renumbered, read a page at a time."""
+    page = 4096
+    for k in kept:
+        for first in range(0, len(k.articles), page):
+            for row, *fields in k.catalog.query(
+                "SELECT row, id, hash, text_key, source, outlet, date, record FROM articles "
+                "WHERE row >= ? AND row < ? ORDER BY row",
+                (first, first + page),
+            ):
+                if k.articles[row] >= 0:
+                    yield int(k.articles[row]), *fields
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import contextlib
 import math
 import os
 import threading
+from collections.abc import Callable, Iterable
 
 import faiss
 import numpy as np
@@ -44,18 +45,38 @@ def build(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: int = 0)
     """
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     count, dimension = vectors.shape
+    return build_from_blocks(
+        count, dimension, lambda rows: vectors[rows], lambda: [vectors], exact_limit=exact_limit, seed=seed
+    )
+
+
+def build_from_blocks(
+    count: int,
+    dimension: int,
+    sample: Callable[[np.ndarray], np.ndarray],
+    blocks: Callable[[], Iterable[np.ndarray]],
+    *,
+    exact_limit: int = EXACT_LIMIT,
+    seed: int = 0,
+) -> faiss.Index:
+    """Return the index `build` makes of `count` unit vectors given as consecutive `blocks()` of rows.
+
+    `sample(rows)` returns the vectors of the sorted `rows` (IVF training); only a block is held besides the index.
+    """
     if count <= exact_limit:
         index = faiss.IndexFlatIP(dimension)
-        index.add(vectors)
+        for block in blocks():
+            index.add(np.ascontiguousarray(block, dtype=np.float32))
         return index
     lists = max(256, int(math.sqrt(count)))
     index = faiss.IndexIVFScalarQuantizer(
         faiss.IndexFlatIP(dimension), dimension, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
     )
-    sample = np.random.default_rng(seed).choice(count, size=min(count, 40 * lists), replace=False)
+    chosen = np.random.default_rng(seed).choice(count, size=min(count, 40 * lists), replace=False)
     with _all_cores():
-        index.train(vectors[np.sort(sample)])
-        index.add(vectors)
+        index.train(np.ascontiguousarray(sample(np.sort(chosen)), dtype=np.float32))
+        for block in blocks():
+            index.add(np.ascontiguousarray(block, dtype=np.float32))
     index.make_direct_map()  # reconstruct(row) for dense scores of lexical-only hits
     index.nprobe = NPROBE
     return index

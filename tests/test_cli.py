@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -111,6 +113,29 @@ def test_index_reports_skipped_files_and_exits_1(tmp_path):
     assert result.returncode == 1
     assert "Indexed 1 articles" in result.stdout and "empty.txt: empty file" in result.stdout
     assert "scan.pdf: unsupported file type .pdf" in result.stdout
+
+
+def test_an_interrupted_index_run_exits_2_without_a_traceback_and_the_next_run_goes_on(tmp_path):
+    feed, index_dir = tmp_path / "feed.jsonl", tmp_path / "index"
+    texts = [path.read_text(encoding="utf-8") for path in sorted(SEEDS.iterdir())]
+    with feed.open("w", encoding="utf-8") as handle:  # about 2,800 texts: two batches
+        for n in range(120):
+            handle.write(json.dumps({"id": f"copy-{n}", "text": f"Copy {n}.\n{texts[n % len(texts)]}"}) + "\n")
+    command = [sys.executable, "-m", "assistant", "index", str(feed), "--index-dir", str(index_dir), "--quiet"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (index_dir / "manifest.json").exists() and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # Ctrl-C while the second batch is embedded
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2 and "Traceback" not in stderr, stderr
+    assert "Interrupted. What was committed stays indexed: run the same command again" in stderr
+    committed = json.loads((index_dir / "manifest.json").read_text())["counts"]
+    assert 0 < committed["articles"] < 120
+
+    result = run("index", str(feed), "--index-dir", str(index_dir), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert f"({120 - committed['articles']} added, 0 updated, 0 removed;" in result.stdout
 
 
 def test_errors_exit_2_with_a_clear_message(tmp_path):

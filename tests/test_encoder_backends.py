@@ -67,3 +67,10 @@ def test_unsupported_pipeline_runs_in_pytorch(encoder, tmp_path):
 def test_unknown_backend_is_refused(encoder):
     with pytest.raises(ModelError, match="unknown encoder backend 'gpu'"):
         Encoder(encoder.path, backend="gpu")
+
+
+def test_a_texts_int8_vector_is_the_same_alone_or_among_others(encoder, seed_sentences):
+    int8_encoder = Encoder(encoder.path, backend="onnx-int8")
+    together = int8_encoder.encode(seed_sentences)  # run side by side, one thread each
+    alone = np.stack([int8_encoder.encode([sentence])[0] for sentence in seed_sentences])  # a question's path
+    assert np.array_equal(together, alone)

@@ -69,6 +69,34 @@ def segment_files(index_dir) -> dict:
     return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in index_dir.glob("s*/*")}
 
 
+def segment_contents(index_dir) -> dict:
+    """Return what a one-segment index holds, keyed by article id and span: each passage with its sentences, vector
+    and term count, each sentence's vector, each term's postings."""
+    store = index_store.load(index_dir)
+    (segment,) = store.segments
+    ids = [store.article(row).id for row in range(len(segment.articles))]
+    passages = {
+        (ids[a], start, end): (
+            [tuple(span) for span in segment.sentences[first:stop, 1:].tolist()],
+            segment.index.reconstruct(row).tobytes(),
+            int(segment.lengths[row]),
+        )
+        for row, (a, start, end, first, stop) in enumerate(segment.passages.tolist())
+    }
+    sentences = {
+        (ids[a], start, end): segment.sentence_vectors[row].tobytes()
+        for row, (a, start, end) in enumerate(segment.sentences.tolist())
+    }
+    postings = {}
+    for term, token in segment.query("SELECT term, id FROM vocabulary"):
+        window = slice(segment.indptr[token], segment.indptr[token + 1])
+        postings[term] = sorted(
+            (ids[segment.passages[row, 0]], int(segment.passages[row, 1]), float(tf))
+            for row, tf in zip(segment.rows[window], segment.tf[window])
+        )
+    return {"passages": passages, "sentences": sentences, "postings": postings}
+
+
 def test_changes_write_new_segments_only_and_search_equals_a_fresh_build(tmp_path, encoder, monkeypatch):
     monkeypatch.setattr(index_store, "MERGE_RATIO", 0)  # keep every segment apart, to test results across them
     corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
@@ -108,6 +136,31 @@ def test_changes_write_new_segments_only_and_search_equals_a_fresh_build(tmp_pat
     assert len(manifest["segments"]) == 1 and not manifest["segments"][0]["deleted"]
     assert manifest["counts"] == index_store.read_manifest(fresh)["counts"]
     assert results(index_dir, encoder) == expected
+
+
+def test_compaction_streams_in_blocks_and_writes_what_a_fresh_build_writes(tmp_path, encoder, monkeypatch):
+    monkeypatch.setattr(index_store, "MERGE_RATIO", 0)  # keep every segment apart until the compaction
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    seeds = sorted(SEEDS.iterdir())
+    for part in (seeds[:2], seeds[2:]):
+        for path in part:
+            shutil.copy(path, corpus / path.name)
+        update_index([corpus], index_dir=index_dir, encoder=encoder, progress=False)
+    changed = corpus / seeds[0].name  # one article updated, one deleted: their old rows and terms must go
+    changed.write_text(changed.read_text() + "\nZelenograd officials later confirmed the schedule.\n")
+    (corpus / seeds[3].name).unlink()
+    update_index([corpus], index_dir=index_dir, encoder=encoder, progress=False)
+    assert len(index_store.read_manifest(index_dir)["segments"]) == 3
+
+    monkeypatch.setattr(index_store, "MERGE_ROWS", 3)  # every table, vector file and posting list read in blocks
+    compact_index(index_dir)
+    fresh = tmp_path / "fresh"
+    update_index([corpus], index_dir=fresh, encoder=encoder, progress=False)
+    merged, expected = segment_contents(index_dir), segment_contents(fresh)
+    assert merged["postings"] == expected["postings"]  # the vocabulary too: no term of a deleted article is left
+    assert merged == expected
+    assert index_store.read_manifest(index_dir)["counts"] == index_store.read_manifest(fresh)["counts"]
 
 
 def test_small_segments_are_merged_as_they_come(tmp_path, encoder):

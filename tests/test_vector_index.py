@@ -63,3 +63,15 @@ def test_concurrent_searches_leave_the_process_thread_setting_alone(monkeypatch)
         results = list(pool.map(lambda i: vector_index.search(index, vectors[i : i + 1], 5)[1], range(200)))
     assert calls == [] and faiss.omp_get_max_threads() == 1
     assert all(result[0][0] == i for i, result in enumerate(results))  # each vector finds itself first
+
+
+def test_an_index_built_from_blocks_is_the_index_built_at_once():
+    vectors = clustered_unit_vectors(6_000)
+    for exact_limit in (10_000, 2_000):  # both tiers
+        whole = vector_index.build(vectors, exact_limit=exact_limit)
+        in_blocks = vector_index.build_from_blocks(
+            len(vectors), vectors.shape[1], lambda rows: vectors[rows],
+            lambda: (vectors[first : first + 700] for first in range(0, len(vectors), 700)), exact_limit=exact_limit,
+        )  # fmt: skip
+        assert type(in_blocks) is type(whole) and in_blocks.ntotal == len(vectors)
+        assert np.array_equal(faiss.serialize_index(in_blocks), faiss.serialize_index(whole))
