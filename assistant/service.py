@@ -32,6 +32,7 @@ from assistant.question import (
     wanted_pattern,
 )
 from assistant.retrieval import Filters, Retriever
+from assistant.statements import forget_articles
 from assistant.timeline import in_time_order
 from embeddings import backend
 from embeddings.encoder import Encoder, encoder_for_index
@@ -77,6 +78,7 @@ class Assistant:
             if self.store.is_current():  # another thread loaded it while this one waited
                 return False
             self.retriever = Retriever(self._open(), self.encoder)
+            forget_articles()
             return True
 
     def ask(

@@ -372,6 +372,16 @@ def speaker(text: str, start: int, end: int) -> str | None:
     return inside[-1] if inside else None
 
 
+# --- caches ------------------------------------------------------------------------------------
+
+
+def forget_articles() -> None:
+    """Empty the caches keyed by article texts (quotation marks, 5-grams, sources, speakers): after a reload, the
+    previous index's texts must not stay in memory through them."""
+    for cached in (quotation_pairs, _shingles, same_source, attributions):
+        cached.cache_clear()
+
+
 # --- comparison questions ----------------------------------------------------------------------
 
 _COMPARISON = re.compile(
