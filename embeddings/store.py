@@ -87,10 +87,7 @@ FILES = (
 BM25_K1, BM25_B = 1.5, 0.75
 """BM25 parameters (bm25s's defaults, Lucene's idf)."""
 EXHAUSTIVE_SENTENCES = 200_000
-"""Most sentences searched exhaustively (about 150 MB of float16 vectors); beyond, only candidates' sentences."""
-SENTENCES_PER_PASSAGE = 8
-"""Nearest sentences read first per passage wanted by an exhaustive sentence search: more are read if they come from
-fewer passages than wanted."""
+"""Most sentences searched exhaustively (about 300 MB of float32 vectors); beyond, only candidates' sentences."""
 MERGE_RATIO = 2
 """A segment is merged into the one before it once it holds at least 1/MERGE_RATIO of that one's passages."""
 
@@ -567,17 +564,19 @@ class Store:
         ]
 
     @cached_property
-    def _all_sentences(self) -> tuple[faiss.Index, np.ndarray]:
-        """Return every sentence vector in a float16 FAISS index (the values stored on disk, read once into memory),
-        and the passage each sentence counts for: the first passage holding it."""
-        index = vector_index.flat_float16(self.model["dimension"])
-        for segment in self.segments:
-            index.add(np.asarray(segment.sentence_vectors, dtype=np.float32))
+    def _all_sentences(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return every sentence vector (float32, in memory), and where each passage's runs of sentences start."""
+        vectors = np.concatenate(
+            [np.asarray(s.sentence_vectors, dtype=np.float32) for s in self.segments]
+            or [np.zeros((0, self.model["dimension"]), dtype=np.float32)]
+        )
+        # Each sentence counts for the first passage holding it: the runs of sentences of one passage.
         table = self.passage_table(np.arange(self.passage_rows))
         passage_of_sentence = np.zeros(self.sentence_rows, dtype=np.int64)
         for row in range(len(table) - 1, -1, -1):
             passage_of_sentence[table[row, FIRST_SENTENCE] : table[row, SENTENCE_STOP]] = row
-        return index, passage_of_sentence
+        run_starts = np.flatnonzero(np.diff(passage_of_sentence, prepend=-1))
+        return vectors, run_starts, passage_of_sentence[run_starts]
 
     @property
     def exhaustive(self) -> bool:
@@ -586,6 +585,8 @@ class Store:
 
     def sentence_vectors(self, rows) -> np.ndarray:
         """Return the float32 unit vectors of the sentences `rows`, shape (len(rows), dimension)."""
+        if self.exhaustive:
+            return self._all_sentences[0][rows]
         return self._per_segment(
             rows,
             self.sentence_offsets,
@@ -609,20 +610,16 @@ class Store:
             )
         if not self.exhaustive:
             return self._candidate_sentence_dense(vector, k=k, admitted=admitted, candidates=candidates)
-        index, passage_of_sentence = self._all_sentences
-        if not k or not index.ntotal:
-            return np.zeros(0, dtype=np.int64)
-        sentences = None if admitted is None else admitted[passage_of_sentence]
-        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        reach = SENTENCES_PER_PASSAGE * k
-        while True:  # the nearest sentences, until they come from k passages (or every sentence is read)
-            reach = min(reach, index.ntotal)
-            found = vector_index.search(index, query, reach, admitted=sentences)[1][0]
-            passages = passage_of_sentence[found[found >= 0]]
-            first = np.sort(np.unique(passages, return_index=True)[1])  # each passage at its nearest sentence
-            if len(first) >= k or reach == index.ntotal:
-                return passages[first[:k]]
-            reach *= 4
+        vectors, run_starts, run_passages = self._all_sentences
+        passage_best = np.full(self.passage_rows, -np.inf, dtype=np.float32)
+        if len(run_starts):
+            runs_best = np.maximum.reduceat(vectors @ vector, run_starts)
+            np.maximum.at(passage_best, run_passages, runs_best)  # a passage may have several runs
+        if admitted is not None:
+            passage_best[~admitted] = -np.inf
+        k = min(k, int(np.isfinite(passage_best).sum()))
+        top = np.argpartition(-passage_best, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+        return top[np.argsort(-passage_best[top], kind="stable")]
 
     def _candidate_sentence_dense(
         self, vector: np.ndarray, *, k: int, admitted: np.ndarray | None, candidates: np.ndarray

@@ -82,11 +82,6 @@ def build_from_blocks(
     return index
 
 
-def flat_float16(dimension: int) -> faiss.Index:
-    """Return an empty exact inner-product index that keeps its vectors as float16 (half the memory to scan)."""
-    return faiss.IndexScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-
-
 def search(index: faiss.Index, queries: np.ndarray, k: int, *, admitted: np.ndarray | None = None) -> tuple:
     """Return (scores, rows) of the k best rows per query (one thread: see the top of this module); only `admitted`
     rows (a boolean mask over the index's rows) if given."""

@@ -222,12 +222,9 @@ def test_follow_up_about_a_person_keeps_its_own_focus(seed_assistant):
 
 
 @pytest.mark.parametrize("filters", [None, Filters(frozenset({"TASS", "Sputnik"}))])
-def test_small_corpus_sentence_search_ranks_every_admitted_passage_by_its_best_sentence(
-    seed_index, encoder, monkeypatch, filters
-):
+def test_small_corpus_sentence_search_ranks_every_admitted_passage_by_its_best_sentence(seed_index, encoder, filters):
     store = index_store.load(seed_index, model_fingerprint=encoder.fingerprint)
     assert store.exhaustive
-    monkeypatch.setattr(index_store, "SENTENCES_PER_PASSAGE", 1)  # the nearest sentences are read again, wider
     vector = encoder.encode(["What weapons will the US station in Germany?"])[0]
     found = store.sentence_dense(vector, k=store.passage_count, filters=filters)
     # Brute force: each admitted passage scored by the best sentence it holds first (float16 values, as stored).
