@@ -183,16 +183,16 @@ _NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")
 
 # Questions that ask for a time, and the words that could answer them: a year, a month, a weekday, a relative day.
 _ASKS_TIME = re.compile(r"\b(when|what year|which year|what date|what time|since when)\b", re.IGNORECASE)
+_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
 _TIME = re.compile(
-    r"\b(?:1[5-9]\d\d|20\d\d|(?:jan|febr)uary|march|april|may|june|july|august|september|october|november|december|"
-    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow|"
+    rf"\b(?:1[5-9]\d\d|20\d\d|{_MONTH}|"  # months capitalised: "may" and "march" are also verbs
+    r"(?i:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|tomorrow|"
     r"(?:last|next|this|that|the following|the previous) (?:week|month|year|season|summer|winter|spring|autumn)|"
-    r"\d+ (?:days|weeks|months|years) (?:ago|later|earlier|before|after))\b",
-    re.IGNORECASE,
+    r"\d+ (?:days|weeks|months|years) (?:ago|later|earlier|before|after)))\b"
 )
 # Questions that ask where, and the places that could answer them: a capitalised name after in, at, from, ...
 _ASKS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
-_PLACE = re.compile(r"\b(?:in|at|from|to|near|outside|across)\s+(?:the\s+)?[A-Z][\w'’-]+")
+_PLACE = re.compile(rf"\b(?:in|at|from|to|near|outside|across)\s+(?:the\s+)?(?!{_MONTH}\b)[A-Z][\w'’-]+")
 
 
 def answer_shape(query: str, *, fine: bool = False) -> re.Pattern | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -45,6 +45,13 @@ class ArticleSentences:
         return self.spans[max(0, index - before) : index + after + 1]
 
 
+def article_sentences(store: Reader, article_row: int) -> ArticleSentences:
+    """Return the sentences of the article at `article_row`."""
+    rows = store.article_rows(article_row)[1]
+    spans = store.sentence_table(np.arange(rows.start, rows.stop))[:, [START, END]].tolist()
+    return ArticleSentences(rows.start, tuple(map(tuple, spans)))
+
+
 class Retriever:
     """Hybrid passage search over a loaded index (any backend behind embeddings.backend.Reader)."""
 
@@ -61,13 +68,7 @@ class Retriever:
         # Term sets the answer step checks question after question, cached per loaded index: a reload drops them.
         self.sentence_terms = lru_cache(maxsize=65536)(term_set)
         self.article_terms = lru_cache(maxsize=1024)(lambda row: term_set(store.article(row).text))
-        self.article_sentences = lru_cache(maxsize=4096)(self._read_article_sentences)
-
-    def _read_article_sentences(self, article_row: int) -> ArticleSentences:
-        """Return the sentences of the article at `article_row`."""
-        rows = self.store.article_rows(article_row)[1]
-        spans = self.store.sentence_table(np.arange(rows.start, rows.stop))[:, [START, END]].tolist()
-        return ArticleSentences(rows.start, tuple(map(tuple, spans)))
+        self.article_sentences = lru_cache(maxsize=4096)(partial(article_sentences, store))
 
     def sentence_vectors_of(self, rows: list[int]) -> np.ndarray:
         """Return the float32 unit vectors of the sentences in `rows`, shape (len(rows), dimension)."""

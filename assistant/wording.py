@@ -15,7 +15,8 @@ def _words(text: str) -> list[tuple[str, int, int]]:
 
 
 def differing_spans(texts: list[str]) -> list[list[tuple[int, int]]]:
-    """Return, for each text, the (start, end) spans of its words that the first text does not have in that order.
+    """Return, for each text, the (start, end) spans of its words that differ: for each other text, the words the
+    first text does not have in that order.
 
     The first text is compared with each other one; its own spans mark the words that more than half of the other
     versions lack, so that one loose paraphrase among close versions does not mark the whole first version.

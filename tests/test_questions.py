@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.answer import answer_shape, has_shape
 from assistant.question import read_question
 from assistant.retrieval import Filters
 from tests.test_answers import assert_exact_spans
@@ -125,3 +126,14 @@ def test_off_topic_follow_ups_are_still_declined(seed_assistant):
         "What is the capital of Australia?",
     ):
         assert seed_assistant.ask(question, history=history).abstained
+
+
+def test_a_follow_up_asking_when_or_where_wants_a_time_or_a_place_not_a_verb_or_a_month():
+    when = "And when did he leave?"
+    times = answer_shape(when, fine=True)
+    assert has_shape(times, "He left the club in March 1997.", when)
+    assert not has_shape(times, "Russia may respond in kind, and protesters march on.", when)
+    where = "Where did they meet?"
+    places = answer_shape(where, fine=True)
+    assert has_shape(places, "They met in Geneva.", where)
+    assert not has_shape(places, "They met in March.", where)

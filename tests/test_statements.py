@@ -11,6 +11,7 @@ from assistant.cli import format_answer, main
 from assistant.retrieval import Filters
 from assistant.service import Assistant
 from assistant.statements import (
+    _SAME_MEANING,
     claim,
     dangling_marks,
     is_comparison,
@@ -243,3 +244,8 @@ def test_a_comparison_sets_each_outlets_version_side_by_side(seed_assistant, see
     record = json.loads(capsys.readouterr().out)
     versions = record["statements"][0]["versions"]
     assert versions and {"n", "label", "differences"} <= set(versions[0])
+
+
+def test_synonyms_map_straight_to_their_term():
+    """Topic terms merge each synonym once, after counting: no synonym may map to another synonym."""
+    assert not set(_SAME_MEANING.values()) & set(_SAME_MEANING)
