@@ -391,9 +391,10 @@ class Store:
         """Return the model that embedded the index."""
         return self.manifest["model"]
 
-    @cached_property
+    @property
     def article_by_id(self) -> ArticlesById:
-        """Return the live articles by id."""
+        """Return the live articles by id (a view made on each call: kept on the store, it would keep the store in a
+        reference cycle after a reload)."""
         return ArticlesById(self)
 
     def _segment_of(self, offsets: np.ndarray, rows) -> np.ndarray:

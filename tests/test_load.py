@@ -12,6 +12,7 @@ import gc
 import shutil
 import threading
 import types
+import weakref
 from pathlib import Path
 
 import pytest
@@ -266,6 +267,26 @@ def test_page_reruns_read_the_manifest_only_when_it_changes(seed_index, encoder,
     reads.clear()
     assert [assistant.reload_if_changed() for _ in range(3)] == [False] * 3
     assert reads == []  # the new store took the manifest file's version before reading it
+
+
+def test_after_a_reload_the_previous_index_is_freed_at_once(seed_index, encoder, tmp_path):
+    """No reference cycle holds a loaded index: a long-running page frees the old one without waiting for gc."""
+    index_dir, new = tmp_path / "index", tmp_path / "new"
+    shutil.copytree(seed_index, index_dir)
+    assistant = Assistant(index_dir, encoder=encoder)
+    assistant.ask("What did Peskov say about Macron?")
+    assert len(list(assistant.store.article_by_id)) == assistant.store.article_count
+    old_store, old_retriever = weakref.ref(assistant.store), weakref.ref(assistant.retriever)
+    new.mkdir()
+    (new / "tram-depot.txt").write_text(new_article(*NEW["tram-depot"]), encoding="utf-8")
+    update_index([new], index_dir=index_dir, encoder=encoder, progress=False)
+    gc.disable()
+    try:
+        assert assistant.reload_if_changed()
+        assistant.ask("What did Peskov say about Macron?")
+        assert old_store() is None and old_retriever() is None
+    finally:
+        gc.enable()
 
 
 def test_after_a_reload_no_cache_holds_the_previous_generations_texts(seed_index, encoder, tmp_path):
