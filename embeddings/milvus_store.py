@@ -5,7 +5,9 @@ and a Milvus Standalone or Distributed cluster (http://host:19530, with a token 
 
 Collections, named PREFIX_state, PREFIX_articles, PREFIX_passages, PREFIX_sentences (PREFIX: "news"):
 
-    state      "state": the committed generation G, model and chunking; "source|PATH|g|k": files indexed earlier
+    state      "state": the committed generation G, model and chunking, and up to which generation the passage
+               frequencies are counted; "source|PATH|g|k": files indexed earlier; "df|TERM": how many live passages
+               hold TERM as of the generation g that last changed it, with the count before that change
     articles   "A|g|k": part k of article A as written by commit g (JSON of the article, its sentence and passage
                spans); part 0 also holds hash, source, text key, outlet, date, counts, or marks A deleted at g
     passages   "A|g|n": passage n of A: outlet, date, stemmed terms (analysed by Milvus, whose BM25 function makes
@@ -413,6 +415,8 @@ class MilvusReader:
         self.passage_count = int(self.passage_base[-1])
         self.sentence_count = self.sentence_rows = int(self.sentence_base[-1])
         self.frequencies: dict[str, int] = {}
+        self.counted = state.get("frequencies") == self.number
+        """True if the "df|TERM" rows count this generation's passages (see MilvusWriter._count_frequencies)."""
         self.details: dict[int, tuple[Article, np.ndarray, np.ndarray]] = {}
 
     @property
@@ -561,12 +565,30 @@ class MilvusReader:
         return scores[keep] / (1 + BM25["bm25_k1"]), rows[keep]
 
     def passage_frequency(self, term: str) -> int:
-        """Return how many passages hold `term` (a stemmed term), counted by Milvus's text match, once per reader."""
+        """Return how many passages hold `term` (a stemmed term), once per reader: from its "df|TERM" row, read by key,
+        or counted by Milvus's text match when the rows do not count this generation (Milvus Lite checks every row:
+        seconds a term at 30,000 passages)."""
         if term not in self.frequencies:
-            where = f"generation <= {self.number} and TEXT_MATCH(terms, {literal(term)})"
-            rows = self.milvus.client.query(self.milvus.passages, filter=where, output_fields=["count(*)"])
-            self.frequencies[term] = int(rows[0]["count(*)"]) if rows else 0
+            counted = self._counted_frequency(term) if self.counted else None
+            self.frequencies[term] = self._matched_frequency(term) if counted is None else counted
         return self.frequencies[term]
+
+    def _counted_frequency(self, term: str) -> int | None:
+        """Return the passage frequency of `term` at this generation from its row, None if the row is newer still."""
+        rows = self.milvus.client.get(self.milvus.state, ids=[key("df", term)], output_fields=["generation", "record"])
+        if not rows:
+            return 0  # no commit counted a passage holding it
+        record = json.loads(rows[0]["record"])
+        if rows[0]["generation"] <= self.number:
+            return record["df"]
+        frequency, generation = record["before"]
+        return frequency if generation <= self.number else None
+
+    def _matched_frequency(self, term: str) -> int:
+        """Return how many passages hold `term`, counted by Milvus's text match."""
+        where = f"generation <= {self.number} and TEXT_MATCH(terms, {literal(term)})"
+        rows = self.milvus.client.query(self.milvus.passages, filter=where, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
 
     def sentence_vectors(self, rows) -> np.ndarray:
         """Return the float32 unit vectors of the sentences `rows`, shape (len(rows), dimension)."""
@@ -649,6 +671,9 @@ class MilvusWriter:
         self.number = state["generation"] if state else 0
         self.model = state["model"] if state else None
         self.chunking = state["chunking"] if state else None
+        # An index counts passage frequencies from its first commit on; one whose count fell behind (an index of an
+        # earlier version, or a run stopped between its commit and the count) is counted again by compact().
+        self.counting = state is None or state.get("frequencies") == self.number
         self.live: dict[str, Entry] = {}
         self.by_text: dict[str, Entry] = {}
         self.written = False
@@ -733,10 +758,16 @@ class MilvusWriter:
                   for path in change.dropped_sources]  # fmt: skip
         for name, rows in zip(self.milvus.names, (state, articles, passages, sentences)):
             self.milvus.insert(name, rows)
-        self._switch(number, model, chunking)
-        # Committed. Now the rows of the versions it replaced, and the records of the sources it changed, go.
+        self._switch(number, model, chunking, frequencies=self.number if self.counting else None)
+        # Committed. Now the passage frequencies are counted, and the rows of the versions it replaced, and the
+        # records of the sources it changed, go.
         replaced = [(i, self.live[i].generation) for i in [e.article.id for e in change.upserts] + change.deletes
                     if i in self.live]  # fmt: skip
+        if self.counting:
+            added = Counter(t for e in change.upserts for text in _passage_texts(e) for t in set(text.split()))
+            removed = Counter(t for row in self._replaced_passages(replaced) for t in set(row["terms"].split()))
+            self._count_frequencies(added, removed, number)
+            self._switch(number, model, chunking, frequencies=number)
         self.number, self.model, self.chunking, self.written = number, model, chunking, True
         for embedded in change.upserts:
             entry = self.live[embedded.article.id] = _entry(embedded, number)
@@ -750,20 +781,62 @@ class MilvusWriter:
             self.milvus.client.delete(self.milvus.state, filter=f'kind == "source" and name in [{names}] and '
                                                                  f"generation < {number}")  # fmt: skip
 
-    def _switch(self, number: int, model: dict, chunking: dict) -> None:
-        """Make generation `number` the committed one: one upsert of the state row, the commit point."""
-        record = json.dumps({"generation": number, "model": model, "chunking": chunking}, ensure_ascii=False)
+    def _switch(self, number: int, model: dict, chunking: dict, *, frequencies: int | None) -> None:
+        """Make generation `number` the committed one: one upsert of the state row, the commit point; `frequencies`:
+        the generation whose passages the "df|TERM" rows count (None: they count none)."""
+        record = json.dumps({"generation": number, "model": model, "chunking": chunking, "frequencies": frequencies},
+                            ensure_ascii=False)  # fmt: skip
         self.milvus.client.upsert(self.milvus.state, [_state_row(_STATE, _STATE, _STATE, number, 0, record)])
 
+    def _replaced_passages(self, pairs: list[tuple[str, int]]) -> list[dict]:
+        """Return the passage rows (their terms) of these (article, generation) versions."""
+        rows = []
+        for first in range(0, len(pairs), BATCH // 10):
+            rows += self.milvus.scan(self.milvus.passages, _version_filter(pairs[first : first + BATCH // 10]),
+                                     ["terms"])  # fmt: skip
+        return rows
+
+    def _count_frequencies(self, added: Counter, removed: Counter, number: int, *, recount: bool = False) -> None:
+        """Write the "df|TERM" row of each term whose passage frequency generation `number` changed, keeping the
+        count before it for readers of earlier generations; `recount`: `added` are the counts, not changes."""
+        changed = sorted(set(added) | set(removed))
+        before = {}
+        for first in range(0, len(changed), BATCH):
+            ids = [key("df", t) for t in changed[first : first + BATCH]]
+            for row in self.milvus.client.get(self.milvus.state, ids=ids, output_fields=["name", "generation",
+                                                                                          "record"]):  # fmt: skip
+                before[row["name"]] = (json.loads(row["record"])["df"], row["generation"])
+        rows = []
+        for term in changed:
+            frequency, generation = before.get(term, (0, 0))
+            count = added[term] if recount else frequency + added[term] - removed[term]
+            record = json.dumps({"df": count, "before": [frequency, generation]})
+            rows.append(_state_row(key("df", term), "df", term, number, 0, record))
+        for first in range(0, len(rows), BATCH):
+            self.milvus.client.upsert(self.milvus.state, rows[first : first + BATCH])
+
     def compact(self) -> None:
-        """Ask Milvus to merge its segments and drop deleted rows (it does so in the background too)."""
+        """Ask Milvus to merge its segments and drop deleted rows (it does so in the background too); count the
+        passage frequencies again if the count fell behind."""
         for name in self.milvus.names:
             self.milvus.client.compact(name)
+        if not self.counting and self.model is not None:
+            rows = self.milvus.scan(self.milvus.passages, f"generation <= {self.number}", ["terms"])
+            counts = Counter(t for row in rows for t in set(row["terms"].split()))
+            stale = self.milvus.scan(self.milvus.state, 'kind == "df"', ["name"])
+            self._count_frequencies(counts, Counter({r["name"]: 0 for r in stale}), self.number, recount=True)
+            self._switch(self.number, self.model, self.chunking, frequencies=self.number)
+            self.counting = True
 
     def close(self) -> None:
         """Leave written rows searchable through their indexes."""
         if self.written:
             self.milvus.settle()
+
+
+def _passage_texts(embedded) -> list[str]:
+    """Return the BM25 text of each passage of an embedded article, as stored (its stemmed terms, cut to fit)."""
+    return [_terms_text(terms) for terms in embedded.passage_terms]
 
 
 def _entry(embedded, generation: int) -> Entry:
@@ -803,9 +876,9 @@ def _rows(embedded, generation: int) -> tuple[list[dict], list[dict], list[dict]
         run = owner[passage.first_sentence : passage.sentence_stop]
         run[run < 0] = number  # a sentence belongs to the first passage holding it
     passages = [
-        dict(where, id=key(article.id, generation, n), number=n, terms=_terms_text(embedded.passage_terms[n]),
+        dict(where, id=key(article.id, generation, n), number=n, terms=text,
              vector=embedded.passage_vectors[n].tolist())
-        for n in range(len(embedded.passages))
+        for n, text in enumerate(_passage_texts(embedded))
     ]  # fmt: skip
     sentences = [
         dict(where, id=key(article.id, generation, n), number=n, passage=key(article.id, generation, int(owner[n])),

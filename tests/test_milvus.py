@@ -242,7 +242,7 @@ def test_a_commit_is_seen_whole_or_not_at_all_and_the_next_writer_recovers(tmp_p
     location = ms.MilvusLocation(str(tmp_path / "index.db"))
     write(location, Change(upserts=seeds[:3]))
 
-    def crash(self, what, *more):
+    def crash(self, what, *more, **named):
         if what:  # (a writer opening the index deletes no versions, [], since nothing was replaced)
             raise KeyboardInterrupt  # killed between two steps of a commit
 
@@ -260,6 +260,9 @@ def test_a_commit_is_seen_whole_or_not_at_all_and_the_next_writer_recovers(tmp_p
     assert reader.article_count == 5
     count = reader.milvus.client.query(reader.milvus.passages, filter="", output_fields=["count(*)"])[0]["count(*)"]
     assert count == reader.passage_count
+    words = {t for e in seeds for text in ms._passage_texts(e) for t in text.split()}
+    live = [replaced, *seeds[1:]]  # the passage frequencies count neither the crashed commit nor the replaced version
+    assert reader.counted and {t: reader.passage_frequency(t) for t in words} == live_frequencies(live, words)
 
 
 def test_sources_are_recorded_replaced_and_dropped(location, seeds):
@@ -332,3 +335,39 @@ def test_an_empty_location_and_another_model_are_refused(location, seeds):
     with pytest.raises(StoreError, match="built with the model"):
         backend.open_reader(location, model_fingerprint="another")
     assert backend.recorded_model(location)["fingerprint"] == "f"
+
+
+def live_frequencies(live: list[Embedded], words: set[str]) -> dict[str, int]:
+    """Return how many passages of `live` hold each of `words` in their stored BM25 text."""
+    texts = [set(text.split()) for e in live for text in ms._passage_texts(e)]
+    return {word: sum(word in text for text in texts) for word in words}
+
+
+def test_passage_frequencies_are_counted_at_each_commit_and_read_by_key(location, seeds, encoder, monkeypatch):
+    write(location, Change(upserts=seeds[:3]))
+    write(location, Change(upserts=seeds[3:]))
+    before = backend.open_reader(location)  # a reader of an earlier generation reads the counts before the change
+    shorter = embed(shortened(seeds[0].article, 600), encoder)
+    write(location, Change(upserts=[shorter], deletes=[seeds[4].article.id]))
+    live = [shorter, *seeds[1:4]]
+    words = {t for e in seeds for text in ms._passage_texts(e) for t in text.split()} | {"nowhere"}
+    reader = backend.open_reader(location)
+    assert reader.counted and before.counted
+    for one in (reader, before):  # read by key: a text match would answer -1 here
+        monkeypatch.setattr(one, "_matched_frequency", lambda term: -1)
+    assert {t: reader.passage_frequency(t) for t in words} == live_frequencies(live, words)
+    assert {t: before.passage_frequency(t) for t in words} == live_frequencies(seeds, words)
+
+
+def test_a_count_that_fell_behind_is_matched_by_text_until_compaction_counts_again(location, seeds):
+    write(location, Change(upserts=seeds))
+    with backend.open_writer(location) as writer:  # as if a run had stopped between its commit and its count
+        writer._switch(writer.number, writer.model, writer.chunking, frequencies=None)
+    reader = backend.open_reader(location)
+    assert not reader.counted and reader.passage_frequency("peskov") == live_frequencies(seeds, {"peskov"})["peskov"]
+    with backend.open_writer(location) as writer:
+        writer.compact()
+    words = {t for e in seeds for text in ms._passage_texts(e) for t in text.split()}
+    reader = backend.open_reader(location)
+    assert reader.counted
+    assert {t: reader.passage_frequency(t) for t in words} == live_frequencies(seeds, words)
