@@ -796,22 +796,28 @@ class MilvusWriter:
                                      ["terms"])  # fmt: skip
         return rows
 
-    def _count_frequencies(self, added: Counter, removed: Counter, number: int, *, recount: bool = False) -> None:
-        """Write the "df|TERM" row of each term whose passage frequency generation `number` changed, keeping the
-        count before it for readers of earlier generations; `recount`: `added` are the counts, not changes."""
-        changed = sorted(set(added) | set(removed))
-        before = {}
-        for first in range(0, len(changed), BATCH):
-            ids = [key("df", t) for t in changed[first : first + BATCH]]
+    def _recorded_frequencies(self, terms: list[str]) -> dict[str, tuple[int, int]]:
+        """Return (count, generation) of the "df|TERM" row of each of `terms` that has one, read by key."""
+        found = {}
+        for first in range(0, len(terms), BATCH):
+            ids = [key("df", t) for t in terms[first : first + BATCH]]
             for row in self.milvus.client.get(self.milvus.state, ids=ids, output_fields=["name", "generation",
                                                                                           "record"]):  # fmt: skip
-                before[row["name"]] = (json.loads(row["record"])["df"], row["generation"])
-        rows = []
-        for term in changed:
-            frequency, generation = before.get(term, (0, 0))
-            count = added[term] if recount else frequency + added[term] - removed[term]
-            record = json.dumps({"df": count, "before": [frequency, generation]})
-            rows.append(_state_row(key("df", term), "df", term, number, 0, record))
+                found[row["name"]] = _frequency(row)
+        return found
+
+    def _count_frequencies(self, added: Counter, removed: Counter, number: int) -> None:
+        """Write the "df|TERM" row of each term whose passage frequency generation `number` changed by `added` minus
+        `removed` passages, keeping the count before it for readers of earlier generations."""
+        changed = sorted(set(added) | set(removed))
+        before = self._recorded_frequencies(changed)
+        counts = {t: before.get(t, (0, 0))[0] + added[t] - removed[t] for t in changed}
+        self._write_frequencies(counts, before, number)
+
+    def _write_frequencies(self, counts: dict[str, int], before: dict[str, tuple[int, int]], number: int) -> None:
+        """Write a "df|TERM" row per term of `counts` for generation `number`, with its count `before` (or 0)."""
+        rows = [_state_row(key("df", t), "df", t, number, 0, json.dumps({"df": n, "before": before.get(t, (0, 0))}))
+                for t, n in counts.items()]  # fmt: skip
         for first in range(0, len(rows), BATCH):
             self.milvus.client.upsert(self.milvus.state, rows[first : first + BATCH])
 
@@ -823,8 +829,9 @@ class MilvusWriter:
         if not self.counting and self.model is not None:
             rows = self.milvus.scan(self.milvus.passages, f"generation <= {self.number}", ["terms"])
             counts = Counter(t for row in rows for t in set(row["terms"].split()))
-            stale = self.milvus.scan(self.milvus.state, 'kind == "df"', ["name"])
-            self._count_frequencies(counts, Counter({r["name"]: 0 for r in stale}), self.number, recount=True)
+            recorded = self.milvus.scan(self.milvus.state, 'kind == "df"', ["name", "generation", "record"])
+            before = {r["name"]: _frequency(r) for r in recorded}
+            self._write_frequencies({t: counts[t] for t in set(counts) | set(before)}, before, self.number)
             self._switch(self.number, self.model, self.chunking, frequencies=self.number)
             self.counting = True
 
@@ -832,6 +839,11 @@ class MilvusWriter:
         """Leave written rows searchable through their indexes."""
         if self.written:
             self.milvus.settle()
+
+
+def _frequency(row: dict) -> tuple[int, int]:
+    """Return (passage frequency, generation) of a "df|TERM" row."""
+    return json.loads(row["record"])["df"], row["generation"]
 
 
 def _passage_texts(embedded) -> list[str]:
