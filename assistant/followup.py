@@ -9,7 +9,7 @@ import numpy as np
 
 from assistant.conversation import Span, Turn
 from assistant.retrieval import Filters, Retriever
-from embeddings.backend import ARTICLE, Reader
+from embeddings.backend import Reader
 from embeddings.terms import terms
 
 if TYPE_CHECKING:
@@ -54,22 +54,18 @@ def _mentioned(name: str, known: frozenset[str]) -> bool:
     return name in known or any(term.startswith(name) or name.startswith(term) for term in known if len(term) > 3)
 
 
-def follows_cited(store: Reader, row: int, spans: frozenset[Span], *, reach: int = FOLLOWING_SENTENCES) -> bool:
-    """Return True if sentence `row` comes within `reach` sentences after a cited span of its own article.
+def follows_cited(
+    retriever: Retriever, article_row: int, row: int, spans: frozenset[Span], *, reach: int = FOLLOWING_SENTENCES
+) -> bool:
+    """Return True if sentence `row` of the article at `article_row` comes within `reach` sentences after a cited
+    span of its own article.
 
     News writes a claim's reason, the reply to it and what else happened right after it.
     """
-    low = max(row - reach, 0)
-    window = store.sentence_table(np.arange(low, row + 1)).tolist()  # the sentences within reach, and this one
-    article_row = window[-1][ARTICLE]
-    article_id = store.article(article_row).id
+    article_id = retriever.store.article(article_row).id
     own = [(start, end) for cited, start, end in spans if cited == article_id]
-    for other, start, end in reversed(window[:-1]):
-        if other != article_row:
-            return False
-        if any(start < e and s < end for s, e in own):
-            return True
-    return False
+    earlier = retriever.article_sentences(article_row).around(row, before=reach, after=0)[:-1]
+    return any(start < e and s < end for start, end in earlier for s, e in own)
 
 
 def quoted_first(store: Reader, turn: Turn) -> str:

@@ -514,7 +514,7 @@ class Focus:
                     + settings.coverage_weight * covered
                     + settings.shape_weight * shaped
                     + ASPECT_WEIGHT * (reason + new)
-                    + NEXT_WEIGHT * follows_cited(store, candidate.row, self.leave_out)
+                    + NEXT_WEIGHT * follows_cited(retriever, candidate.article_row, candidate.row, self.leave_out)
                     + FOLLOW_UP_CONTEXT_WEIGHT * (article.id in self.lead)
                 )
             else:
