@@ -910,8 +910,22 @@ def _stage(index_dir: Path, name: str) -> Path:
     return staging
 
 
-def _write_segment(index_dir: Path, name: str, parts: Parts) -> dict:
-    """Write a segment folder (staged, fsynced, renamed into place); return its manifest entry."""
+def shared_centroids(index_dir: Path, segments: list[Catalog]) -> np.ndarray | None:
+    """Return the inverted lists' centroids of the largest of `segments`, None if it is searched exactly.
+
+    Every segment written beside an approximate one uses its lists: a question then visits the same share of every
+    segment's vectors, as in one index of them all, instead of scanning small segments whole.
+    """
+    if not segments:
+        return None
+    largest = max(segments, key=lambda segment: segment.entry["counts"]["passages"])
+    path = index_dir / largest.name / "passages.faiss"
+    return vector_index.centroids(faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY))
+
+
+def _write_segment(index_dir: Path, name: str, parts: Parts, centroids: np.ndarray | None) -> dict:
+    """Write a segment folder (staged, fsynced, renamed into place), its vectors in the inverted lists of `centroids`
+    if given; return its manifest entry."""
     staging = _stage(index_dir, name)
     _write_catalog(staging / CATALOG, _catalog_rows(parts.articles), parts.vocabulary)
     arrays = {
@@ -926,7 +940,8 @@ def _write_segment(index_dir: Path, name: str, parts: Parts) -> dict:
     }
     for file, array in arrays.items():
         np.save(staging / file, array, allow_pickle=False)
-    faiss.write_index(vector_index.build(parts.passage_vectors), str(staging / "passages.faiss"))
+    index = vector_index.build(parts.passage_vectors, centroids=centroids)
+    faiss.write_index(index, str(staging / "passages.faiss"))
     return _publish(index_dir, staging, name)
 
 
@@ -1054,9 +1069,9 @@ class LocalWriter:
                 if row not in entry["deleted"]:
                     entry["deleted"].append(row)
         if change.upserts:
-            entries.append(
-                _write_segment(self.index_dir, self._next_name(), parts_of(change.upserts, model["dimension"]))
-            )
+            parts = parts_of(change.upserts, model["dimension"])
+            centroids = shared_centroids(self.index_dir, self.segments)
+            entries.append(_write_segment(self.index_dir, self._next_name(), parts, centroids))
         sources = {name: vars(source) for name, source in self.sources().items() if name not in change.dropped_sources}
         sources.update({name: vars(source) for name, source in change.sources.items()})
         self._switch(entries, model=model, chunking=chunking, sources=sources)
@@ -1111,7 +1126,8 @@ class LocalWriter:
         """Replace the segments from `first` on by one segment of their live articles, after checking checksums."""
         self._verify(first)
         entries = [s.entry for s in self.segments[:first]]
-        merged = _write_merged(self.index_dir, self._next_name(), self.segments[first:], model["dimension"])
+        centroids = shared_centroids(self.index_dir, self.segments[:first])
+        merged = _write_merged(self.index_dir, self._next_name(), self.segments[first:], model["dimension"], centroids)
         entries += [merged] if merged else []
         self._switch(entries, model=model, chunking=self.manifest["chunking"], sources=self.manifest["sources"])
 
@@ -1191,12 +1207,14 @@ class _Kept:
     passages: np.ndarray
 
 
-def _write_merged(index_dir: Path, name: str, sources: list[Catalog], dimension: int) -> dict | None:
-    """Write the live articles of `sources` as one segment, a block of rows at a time; return its manifest entry,
-    None if no article is live. Rows, vocabulary and postings come out as a fresh build of those articles writes
-    them (vectors reused)."""
+def _write_merged(
+    index_dir: Path, name: str, sources: list[Catalog], dimension: int, centroids: np.ndarray | None
+) -> dict | None:
+    """Write the live articles of `sources` as one segment, a block of rows at a time (vectors in the inverted lists
+    of `centroids` if given); return its manifest entry, None if no article is live. Rows, vocabulary and postings
+    come out as a fresh build of those articles writes them (vectors reused)."""
     staging = _stage(index_dir, name)
-    kept = _merge_tables(staging, index_dir, sources, dimension)
+    kept = _merge_tables(staging, index_dir, sources, dimension, centroids)
     if not any((k.articles >= 0).any() for k in kept):
         shutil.rmtree(staging)
         return None
@@ -1205,7 +1223,9 @@ def _write_merged(index_dir: Path, name: str, sources: list[Catalog], dimension:
     return _publish(index_dir, staging, name)
 
 
-def _merge_tables(staging: Path, index_dir: Path, sources: list[Catalog], dimension: int) -> list[_Kept]:
+def _merge_tables(
+    staging: Path, index_dir: Path, sources: list[Catalog], dimension: int, centroids: np.ndarray | None
+) -> list[_Kept]:
     """Write the merged tables, passage lengths, sentence vectors and FAISS index, a source and a block at a time;
     return where each source's rows went."""
     files = {
@@ -1224,7 +1244,7 @@ def _merge_tables(staging: Path, index_dir: Path, sources: list[Catalog], dimens
     vectors = _RowFile(files["vectors"].path)
     index = vector_index.build_from_blocks(
         vectors.shape[0], dimension, lambda rows: np.concatenate(list(vectors.blocks(rows))),
-        lambda: vectors.blocks(np.arange(vectors.shape[0])),
+        lambda: vectors.blocks(np.arange(vectors.shape[0])), centroids=centroids,
     )  # fmt: skip
     faiss.write_index(index, str(staging / "passages.faiss"))
     files["vectors"].path.unlink()

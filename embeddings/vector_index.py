@@ -15,7 +15,8 @@ import faiss
 import numpy as np
 
 EXACT_LIMIT = 50_000
-"""Largest number of vectors searched exactly: a flat scan of 100k took 20 ms on a busy 2-core machine, IVF 3 ms."""
+"""Largest number of vectors an index searches exactly (unless it shares the lists of a larger one): a flat scan of
+100k took 20 ms on a busy 2-core machine, IVF 3 ms."""
 NPROBE = 64
 """Inverted lists visited per query in the approximate tier (the benchmark reports its recall@10 against exact)."""
 
@@ -37,8 +38,11 @@ def _all_cores():
             faiss.omp_set_num_threads(1)
 
 
-def build(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: int = 0) -> faiss.Index:
-    """Return an index of `vectors` (unit rows): IndexFlatIP up to `exact_limit` rows, IVF with float16 codes above.
+def build(
+    vectors: np.ndarray, *, exact_limit: int | None = None, seed: int = 0, centroids: np.ndarray | None = None
+) -> faiss.Index:
+    """Return an index of `vectors` (unit rows): IndexFlatIP up to `exact_limit` rows (EXACT_LIMIT by default), IVF
+    with float16 codes above, or IVF over given `centroids` (see `build_from_blocks`).
 
     8-bit codes (a quarter of float32) reordered near-tied neighbours in bench/run.py: recall@10 0.93 at 1M passages
     (32 lists probed) and at 100k (64 of 316 probed). float16 codes take half the memory of float32.
@@ -46,7 +50,13 @@ def build(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, seed: int = 0)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     count, dimension = vectors.shape
     return build_from_blocks(
-        count, dimension, lambda rows: vectors[rows], lambda: [vectors], exact_limit=exact_limit, seed=seed
+        count,
+        dimension,
+        lambda rows: vectors[rows],
+        lambda: [vectors],
+        exact_limit=exact_limit,
+        seed=seed,
+        centroids=centroids,
     )
 
 
@@ -56,30 +66,46 @@ def build_from_blocks(
     sample: Callable[[np.ndarray], np.ndarray],
     blocks: Callable[[], Iterable[np.ndarray]],
     *,
-    exact_limit: int = EXACT_LIMIT,
+    exact_limit: int | None = None,
     seed: int = 0,
+    centroids: np.ndarray | None = None,
 ) -> faiss.Index:
     """Return the index `build` makes of `count` unit vectors given as consecutive `blocks()` of rows.
 
     `sample(rows)` returns the vectors of the sorted `rows` (IVF training); only a block is held besides the index.
+    `centroids`: the inverted lists' centroids of another index of the same store. Given, the index is IVF over them
+    whatever its size, untrained: a segment beside a large one then costs the same share of its vectors per search
+    as the large one (NPROBE of the same lists), not a flat scan of all of them.
     """
-    if count <= exact_limit:
+    exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit
+    if count == 0 or (centroids is None and count <= exact_limit):
         index = faiss.IndexFlatIP(dimension)
         for block in blocks():
             index.add(np.ascontiguousarray(block, dtype=np.float32))
         return index
-    lists = max(256, int(math.sqrt(count)))
+    quantizer = faiss.IndexFlatIP(dimension)
+    if centroids is None:
+        lists = max(256, int(math.sqrt(count)))
+        chosen = np.sort(np.random.default_rng(seed).choice(count, size=min(count, 40 * lists), replace=False))
+    else:
+        quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))  # trained: the IVF training keeps it
+        lists, chosen = len(centroids), np.arange(1)  # float16 codes need no training data
     index = faiss.IndexIVFScalarQuantizer(
-        faiss.IndexFlatIP(dimension), dimension, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+        quantizer, dimension, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
     )
-    chosen = np.random.default_rng(seed).choice(count, size=min(count, 40 * lists), replace=False)
     with _all_cores():
-        index.train(np.ascontiguousarray(sample(np.sort(chosen)), dtype=np.float32))
+        index.train(np.ascontiguousarray(sample(chosen), dtype=np.float32))
         for block in blocks():
             index.add(np.ascontiguousarray(block, dtype=np.float32))
     index.make_direct_map()  # reconstruct(row) for dense scores of lexical-only hits
     index.nprobe = NPROBE
     return index
+
+
+def centroids(index: faiss.Index) -> np.ndarray | None:
+    """Return the centroids of an IVF index's inverted lists, None for an exact index."""
+    ivf = faiss.try_extract_index_ivf(index)
+    return None if ivf is None else faiss.downcast_index(ivf.quantizer).reconstruct_n(0, ivf.nlist)
 
 
 def search(index: faiss.Index, queries: np.ndarray, k: int, *, admitted: np.ndarray | None = None) -> tuple:

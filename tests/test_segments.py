@@ -15,6 +15,7 @@ from assistant.question import lead_candidates
 from assistant.retrieval import Filters, Retriever
 from embeddings import articles as article_readers
 from embeddings import store as index_store
+from embeddings import vector_index
 from embeddings.indexer import compact_index, update_index
 from embeddings.settings import MAX_FILE_BYTES
 from embeddings.terms import terms
@@ -247,3 +248,29 @@ def test_an_unexpected_failure_reading_one_file_names_it_and_keeps_what_is_index
     assert "could not be read (ImportError: lxml.html.clean module is now a separate project" in line
     assert line.endswith("; the version indexed earlier is kept")
     assert set(index_store.load(index_dir).article_by_id) == {"plain", "page", "other"}
+
+
+def test_segments_written_beside_an_approximate_one_share_its_lists(tmp_path, encoder, monkeypatch):
+    """A question visits the same share of every segment's vectors: small segments are not scanned whole."""
+    monkeypatch.setattr(vector_index, "EXACT_LIMIT", 300)
+    feed, index_dir = tmp_path / "reports.jsonl", tmp_path / "index"
+    places, things = ["Oslo", "Lima", "Hanoi", "Accra", "Quito", "Riga"], ["wheat", "steel", "rents", "fares", "wages"]
+    with feed.open("w", encoding="utf-8") as handle:
+        for n, (place, thing) in enumerate(itertools.islice(itertools.cycle(itertools.product(places, things)), 400)):
+            text = f"In {place}, the price of {thing} rose by {n % 37 + 2} percent in week {n}, officials said."
+            handle.write(json.dumps({"id": f"report-{n}", "text": text}) + "\n")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    update_index([feed], index_dir=index_dir, encoder=encoder, progress=False)
+    for path in sorted(SEEDS.iterdir()):  # new segments, and merges of them (tests/test_segments.py above)
+        shutil.copy(path, corpus / path.name)
+        update_index([corpus], index_dir=index_dir, encoder=encoder, progress=False)
+    store = index_store.load(index_dir)
+    large, *small = store.segments
+    assert small and all(s.index.ntotal < vector_index.EXACT_LIMIT < large.index.ntotal for s in small)
+    assert index_store.read_manifest(index_dir)["generation"] > "g000006"  # a merge wrote a segment
+    for segment in small:
+        assert np.array_equal(vector_index.centroids(segment.index), vector_index.centroids(large.index))
+        rows = np.arange(segment.passage_offset, segment.passage_offset + segment.index.ntotal)
+        vectors = segment.index.reconstruct_n(0, segment.index.ntotal)
+        assert [int(store.dense(vector, k=1)[1][0]) for vector in vectors] == rows.tolist()
