@@ -70,7 +70,8 @@ def main() -> None:
             settings = best_settings(decided, same, np.ones(len(tuning), dtype=bool))
             print(f"best on {', '.join(TUNING_SPLITS)}: {settings}")
         if args.cv:
-            precision, recall = cross_validated(decided, same)
+            folds = np.random.default_rng(0).permutation(len(tuning)) % FOLDS  # a seeded shuffle
+            precision, recall = cross_validated(decided, same, folds)
             print(f"settings search, {FOLDS}-fold cross-validated on {', '.join(TUNING_SPLITS)}: "
                   f"precision {precision:.3f}, recall {recall:.3f}")  # fmt: skip
     topics = pair_topics(pairs, settings)
@@ -108,12 +109,11 @@ def best_settings(decided: dict[Grouping, np.ndarray], same: np.ndarray, seen: n
     return max(decided, key=objective)
 
 
-def cross_validated(decided: dict[Grouping, np.ndarray], same: np.ndarray) -> tuple[float, float]:
-    """Return the precision and recall of the settings search on pairs it did not see: each fold's pairs grouped with
-    the settings it chooses on the other folds (a seeded shuffle into FOLDS folds)."""
-    folds = np.random.default_rng(0).permutation(len(same)) % FOLDS
+def cross_validated(decided: dict[Grouping, np.ndarray], same: np.ndarray, folds: np.ndarray) -> tuple[float, float]:
+    """Return the precision and recall of the settings search on pairs it did not see: each fold's pairs (`folds`:
+    each pair's fold) grouped with the settings it chooses on the other folds."""
     said = np.zeros(len(same), dtype=bool)
-    for fold in range(FOLDS):
+    for fold in np.unique(folds):
         seen = folds != fold
         said[~seen] = decided[best_settings(decided, same, seen)][~seen]
     return precision_recall(said, same)
