@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from assistant.cli import main
@@ -20,6 +21,7 @@ from assistant.evaluate import (
     score,
 )
 from assistant.squad import read_squad
+from assistant.statements import Grouping
 
 BLOOMBERG, TASS, IZVESTIYA = "004_aa9b3008a461e9e9", "000_a59ac2337c62729e", "003_55d34379ba40b207"
 
@@ -250,3 +252,16 @@ def test_squad_eval_indexes_the_paragraphs_and_reports(tmp_path, capsys):
     assert "Nothing changed" in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"not a SQuAD 2\.0 file"):
         read_squad(report_file)
+
+
+def test_the_grouping_search_is_cross_validated_with_settings_chosen_without_each_fold():
+    from eval.grouping import cross_validated
+
+    same = np.array([True, False] * 5)
+    folds = np.repeat(np.arange(5), 2)
+    # A is right everywhere but in fold 0, where it also groups the other pair; B misses one pair, in fold 1.
+    loose, strict = Grouping(close_vector=0.6), Grouping()
+    decided = {loose: same | (folds == 0), strict: same & (np.arange(10) != 2)}
+    # On all folds the search would choose B (precision 1.0, recall 0.8). Without fold 0 it chooses A, so fold 0
+    # groups a wrong pair; without fold 1 it chooses B, which misses that fold's pair; elsewhere B is right.
+    assert cross_validated(decided, same, folds) == pytest.approx((0.8, 0.8))
