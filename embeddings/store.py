@@ -88,6 +88,9 @@ BM25_K1, BM25_B = 1.5, 0.75
 """BM25 parameters (bm25s's defaults, Lucene's idf)."""
 EXHAUSTIVE_SENTENCES = 200_000
 """Most sentences searched exhaustively (about 300 MB of float32 vectors); beyond, only candidates' sentences."""
+PARALLEL_PASSAGES = 100_000
+"""Above this many passages, a question's searches run on two threads (`_SEARCHES`); below, handing them over costs
+about what it saves."""
 MERGE_RATIO = 2
 """A segment is merged into the one before it once it holds at least 1/MERGE_RATIO of that one's passages."""
 
@@ -493,17 +496,18 @@ class Store:
     def dense(self, vector: np.ndarray, *, k: int, filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (scores, rows) of the k passages nearest the unit `vector` by inner product, best first."""
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        scores, rows = [], []
-        for segment, mask in zip(self.segments, self._admitted(filters)):
-            if mask is not None and not mask.any():
-                continue
+
+        def search(segment: Segment, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
             found_scores, found = vector_index.search(segment.index, query, k, admitted=mask)
             keep = found[0] >= 0
-            scores.append(found_scores[0][keep])
-            rows.append(found[0][keep] + segment.passage_offset)
-        if not scores:
+            return found_scores[0][keep], found[0][keep] + segment.passage_offset
+
+        searched = [(s, m) for s, m in zip(self.segments, self._admitted(filters)) if m is None or m.any()]
+        if not searched:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        scores, rows = np.concatenate(scores), np.concatenate(rows)
+        parallel = self.passage_count > PARALLEL_PASSAGES
+        found = list((_SEARCHES.map if parallel else map)(search, *zip(*searched)))
+        scores, rows = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
         best = np.argsort(-scores, kind="stable")[:k]
         return scores[best], rows[best]
 
@@ -548,8 +552,16 @@ class Store:
     def fused(
         self, vector: np.ndarray, terms: list[str], *, k: int, filters: Filters | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Return (scores, rows) of the k nearest and the k best BM25 passages, best first by reciprocal rank fusion."""
-        rankings = [self.dense(vector, k=k, filters=filters)[1], self.lexical(terms, k=k, filters=filters)[1]]
+        """Return (scores, rows) of the k nearest and the k best BM25 passages, best first by reciprocal rank fusion.
+
+        In a large index the two searches, and the segments' FAISS searches, run side by side on the search threads
+        (FAISS and numpy's array work release the GIL).
+        """
+        if self.passage_count > PARALLEL_PASSAGES:  # pool tasks never wait for others: no deadlock
+            lexical = _SEARCHES.submit(self.lexical, terms, k=k, filters=filters)
+            rankings = [self.dense(vector, k=k, filters=filters)[1], lexical.result()[1]]
+        else:
+            rankings = [self.dense(vector, k=k, filters=filters)[1], self.lexical(terms, k=k, filters=filters)[1]]
         fused = reciprocal_rank_fusion(rankings)
         rows = sorted(fused, key=lambda row: -fused[row])  # stable: ties keep dense order, then BM25 order
         return np.array([fused[row] for row in rows], dtype=np.float64), np.array(rows, dtype=np.int64)
@@ -756,6 +768,7 @@ def _open_segments(index_dir: Path, manifest: dict) -> list[Segment]:
 
 
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-checksums")
+_SEARCHES = ThreadPoolExecutor(max_workers=2, thread_name_prefix="index-searches")
 
 
 def _load_version(index_dir: Path, manifest: dict | None, model_fingerprint: str | None, signature) -> Store:

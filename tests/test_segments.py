@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -274,3 +275,23 @@ def test_segments_written_beside_an_approximate_one_share_its_lists(tmp_path, en
         rows = np.arange(segment.passage_offset, segment.passage_offset + segment.index.ntotal)
         vectors = segment.index.reconstruct_n(0, segment.index.ntotal)
         assert [int(store.dense(vector, k=1)[1][0]) for vector in vectors] == rows.tolist()
+
+
+def test_a_large_index_searches_on_two_threads_with_the_same_results(tmp_path, encoder, monkeypatch):
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    *first, last = sorted(SEEDS.iterdir())
+    for paths in (first, [last]):  # two segments
+        for path in paths:
+            shutil.copy(path, corpus / path.name)
+        update_index([corpus], index_dir=index_dir, encoder=encoder, progress=False)
+    assert len(index_store.load(index_dir).segments) == 2
+    serial = results(index_dir, encoder)
+    monkeypatch.setattr(index_store, "PARALLEL_PASSAGES", 0)
+    threads = []
+    search = vector_index.search
+    monkeypatch.setattr(
+        vector_index, "search", lambda *a, **k: threads.append(threading.current_thread().name) or search(*a, **k)
+    )
+    assert results(index_dir, encoder) == serial
+    assert threads and all(name.startswith("index-searches") for name in threads)
