@@ -172,7 +172,7 @@ def _term_weights(retriever: Retriever, query_terms: set[str]) -> dict[str, floa
 # Questions that ask for a number or a date, and the numbers that could answer them.
 _ASKS_NUMBER = re.compile(
     r"\b(when|what year|which year|how (many|much|long|old|far|large|big|tall|often|fast|high)|"
-    r"what (percentage|percent|number|amount|date|century|decade|age|size))\b",
+    r"what (percentage|percent|number|amount|date|century|decade|age|size)|the (?:final )?score)\b",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -208,6 +208,11 @@ def answer_shape(query: str, *, fine: bool = False) -> re.Pattern | None:
     if _ASKS_NUMBER.search(query):
         return _NUMBER
     return _NAME if _ASKS_NAME.search(query) else None
+
+
+def shape_words(query: str) -> list[str]:
+    """Return the words of a question that ask for a kind of answer ("how much", "which year", "the score")."""
+    return [m[0] for asks in (_ASKS_TIME, _ASKS_PLACE, _ASKS_NUMBER, _ASKS_NAME) for m in asks.finditer(query)]
 
 
 def has_shape(shape: re.Pattern, sentence: str, query: str) -> bool:

@@ -94,7 +94,7 @@ def contextual_query(question: str, history: list[str], *, follow_up: bool | Non
     """Return the text to search with: a follow-up question together with what it points back to.
 
     `history` holds the questions it builds on (see topic_chain). A question about a person ("What did he say about
-    Macron?") carries over only the names in those questions and the full names in what the last answer `quoted`
+    Macron?") carries over only the names in those questions and the full names in what the last answers `quoted`
     first ("Ray Mallon" for "What is he nicknamed?"), so that it keeps its own focus; one about a topic ("How did
     the Kremlin react to that?") carries over those questions whole.
     """

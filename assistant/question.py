@@ -104,9 +104,12 @@ ASKS = (
 
 
 def asking_terms(question: str) -> frozenset[str]:
-    """Return the terms of the words saying what a question asks for ("called" in "What is it called?", "react"):
-    they name the kind of answer, not its topic."""
-    return frozenset(term for _, asking, _ in ASKS for match in asking.finditer(question) for term in terms(match[0]))
+    """Return the terms of the words saying what a question asks for ("called" in "What is it called?", "react",
+    "year" in "From which year?", "score" in "What was the score?"): they name the kind of answer, not its topic."""
+    from assistant.answer import shape_words  # answer imports this module's Focus for its type only
+
+    words = [match[0] for _, asking, _ in ASKS for match in asking.finditer(question)] + shape_words(question)
+    return frozenset(term for word in words for term in terms(word))
 
 
 def wanted_pattern(asks: str, words: str = "") -> re.Pattern:
@@ -453,6 +456,9 @@ class Focus:
     shape: re.Pattern | None = None
     """The kind of answer a follow-up asks for (see answer.answer_shape): its own, or an elliptical one's ("And
     Biogen?") that of the question before it."""
+    said: str = ""
+    """The earlier questions a follow-up builds on: a name or number they hold does not answer it ("Who scored?" is
+    not answered by the "Forest" the question before it asked about)."""
 
     def search(self, retriever: Retriever, query: str, *, k: int, filters: Filters | None, query_vector) -> list[Hit]:
         """Return the best passages for `query`: with several named outlets, each outlet's best in turn; in a
@@ -506,7 +512,7 @@ class Focus:
             found = with_base_forms(candidate.terms) if self.own_query else candidate.terms
             new = len(found & self.aspect) / len(self.aspect) if self.aspect else 0.0
             if self.own_query:  # a follow-up: scored by its own words in the articles being discussed
-                shaped = self.shape is not None and has_shape(self.shape, text, self.own_query)
+                shaped = self.shape is not None and has_shape(self.shape, text, f"{self.own_query} {self.said}")
                 covered = len(found & own_terms) / len(own_terms) if own_terms else 0.0
                 candidate.score = (
                     FOLLOW_UP_BLEND * candidate.score

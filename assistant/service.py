@@ -19,7 +19,7 @@ from assistant.conversation import (
     new_terms,
     topic_chain,
 )
-from assistant.followup import discussed, keeps_dates, keeps_topic, quoted_first
+from assistant.followup import CONTEXT_TURNS, discussed, keeps_dates, keeps_topic, quoted_first
 from assistant.overview import CorpusOverview, corpus_overview
 from assistant.question import (
     Focus,
@@ -147,7 +147,10 @@ class Assistant:
         if who_else:  # the other articles' versions of what the last answer quoted first are what it asks for
             own_vector = self.encoder.encode([quoted])[0]
         reading, shape = self._follow_up_reading(question, reading, earlier, lead, who_else=who_else)
-        query = contextual_query(reading.query, earlier_queries, follow_up=True, quoted=quoted)
+        # "he" may be someone the answer before the last one introduced ("Who is the musical director?", then two
+        # follow-ups): the full names the last two answers quoted first come with a person pronoun.
+        recent = " ".join(quoted_first(self.store, turn) for turn in turns[-CONTEXT_TURNS:])
+        query = contextual_query(reading.query, earlier_queries, follow_up=True, quoted=recent)
         # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason; a bare
         # "Why?" asks about the act the question before it named.
         acts = next((q for q in reversed(earlier_queries) if terms(q)), "") if is_bare(question) else reading.query
@@ -162,6 +165,7 @@ class Assistant:
             lead,
             others=who_else,
             shape=shape,
+            said=" ".join(earlier_queries),
         )
         return reading, query, focus
 

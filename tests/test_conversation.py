@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from assistant.answer import answer_shape, has_shape
 from assistant.cli import main
 from assistant.conversation import Conversation, Turn, contextual_query, is_elliptical, is_follow_up, topic_chain
+from assistant.question import asking_terms
 from assistant.service import Assistant
 from embeddings import settings
 from embeddings.indexer import update_index
@@ -189,3 +191,71 @@ def test_a_bare_why_asks_about_the_act_the_last_question_named(seed_assistant):
     questions = ["Who did Defense Minister Andrey Belousov call?", "When?", "Why?"]
     answer = _converse(seed_assistant, questions)  # "When?" names nothing: the call is what "Why?" asks about
     assert any("reducing the risk of possible escalation" in c.excerpt for c in answer.citations), answer.answer
+
+
+CUP = (
+    "Tottenham manager Martin Jol praised his players for their patience in a 3-0 FA Cup win over Nottingham"
+    ' Forest.\n\nThe win, which included goals from Noe Pamarot and Mido, was not pretty to watch, Jol said. "We had'
+    ' the initiative but it was not easy. Forest played with a lot of players behind the ball," the Dutchman said.'
+    ' "If we defend in the Championship like we did we\'ll not get another point," Forest manager Gary Megson said.'
+    ' Looking ahead to the quarter-final, Jol said: "Newcastle have got a very good side."\n'
+)
+LEAGUE = (
+    "Liverpool lost 2-1 at home to Southampton in the Premiership on Saturday.\n\nRafael Benitez said his side scored"
+    ' too few of their chances. Steven Gerrard scored an own goal after 79 minutes. "Before the game if you had said'
+    ' the score would be 2-1 to them I would not have believed it," said Benitez.\n'
+)
+SCORE = "3-0"
+
+
+@pytest.fixture(scope="module")
+def cup_assistant(tmp_path_factory, encoder) -> Assistant:
+    """Return an assistant over two made-up football reports: a cup win with its scorers, a league defeat."""
+    folder = tmp_path_factory.mktemp("follow-up-cup")
+    (folder / "articles").mkdir()
+    for name, text in {"cup": CUP, "league": LEAGUE}.items():
+        (folder / "articles" / f"{name}.txt").write_text(text, encoding="utf-8")
+    update_index([folder / "articles"], index_dir=folder / "index", encoder=encoder, progress=False)
+    return Assistant(folder / "index", encoder=encoder)
+
+
+def test_the_words_asking_for_a_kind_of_answer_are_not_its_topic():
+    assert {"year"} <= asking_terms("From which year?") and {"score"} <= asking_terms("What was the score?")
+    assert has_shape(answer_shape("What was the score?"), "a 3-0 win", "What was the score?")
+
+
+def test_what_was_the_score_quotes_the_score_even_if_the_last_answer_quoted_it(cup_assistant):
+    questions = ["What did Martin Jol say about the FA Cup win over Nottingham Forest?", "What was the score?"]
+    answer = _converse(cup_assistant, questions)  # "score" asks for a number: a sentence saying "score" is no answer
+    first = answer.citations[answer.statements[0].citations[0] - 1]
+    assert first.article_id == "cup" and SCORE in first.excerpt, answer.answer
+
+
+def test_who_scored_is_not_answered_by_the_names_the_earlier_questions_hold(cup_assistant):
+    questions = ["What did Martin Jol say about the FA Cup win over Nottingham Forest?", "What was the score?"]
+    answer = _converse(cup_assistant, [*questions, "Who scored?"])  # "Forest", "Jol" were asked about already
+    first = answer.citations[answer.statements[0].citations[0] - 1]
+    assert first.article_id == "cup" and "Noe Pamarot and Mido" in first.excerpt, answer.answer
+
+
+SHOW = (
+    "Bill Conti is the musical director of the Oscars show, a job not for the faint-hearted.\n\nHe has done it 17"
+    " times. Conducting the orchestra is the ultimate plate-spinning assignment, he says. Conti received an Oscar in"
+    " 1983 for the original score of The Right Stuff.\n"
+)
+NOMINEES = (
+    "The Aviator leads the Oscar field with 11 nominations.\n\nThe film's three other Oscar nominations are for"
+    " costume, film editing and sound mixing. A total of 267 films are eligible for the best film Oscar but only five"
+    " will be nominated. The most nominated film has won best picture 18 times out of the last 20 years.\n"
+)
+
+
+def test_he_two_answers_later_still_searches_for_the_person_the_first_answer_named(tmp_path, encoder):
+    (tmp_path / "articles").mkdir()
+    for name, text in {"show": SHOW, "nominees": NOMINEES}.items():
+        (tmp_path / "articles" / f"{name}.txt").write_text(text, encoding="utf-8")
+    update_index([tmp_path / "articles"], index_dir=tmp_path / "index", encoder=encoder, progress=False)
+    questions = ["Who is the musical director of the Oscars show?", "How many times has he done it?"]
+    answer = _converse(Assistant(tmp_path / "index", encoder=encoder), [*questions, "Which film won him an Oscar?"])
+    assert "Bill Conti" in answer.query  # named by the first answer, not by the second ("He has done it 17 times")
+    assert any("The Right Stuff" in c.excerpt for c in answer.citations if c.article_id == "show"), answer.answer
