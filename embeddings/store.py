@@ -923,17 +923,26 @@ def _stage(index_dir: Path, name: str) -> Path:
     return staging
 
 
-def shared_centroids(index_dir: Path, segments: list[Catalog]) -> np.ndarray | None:
-    """Return the inverted lists' centroids of the largest of `segments`, None if it is searched exactly.
+def _has_live_articles(entry: dict) -> bool:
+    """Return True if a segment's manifest entry leaves some of its articles undeleted."""
+    return len(entry["deleted"]) < entry["counts"]["articles"]
+
+
+def shared_centroids(index_dir: Path, candidates: list[Catalog], *, live_passages: int) -> np.ndarray | None:
+    """Return the inverted lists' centroids of the candidate with the most live passages, None if it is searched
+    exactly or the store's `live_passages` (after the change) are few enough to be searched exactly.
 
     Every segment written beside an approximate one uses its lists: a question then visits the same share of every
     segment's vectors, as in one index of them all, instead of scanning small segments whole.
     """
-    if not segments:
+    if not candidates or live_passages <= vector_index.EXACT_LIMIT:
         return None
-    largest = max(segments, key=lambda segment: segment.entry["counts"]["passages"])
+    largest = max(candidates, key=lambda segment: segment.live_counts()[1])
     path = index_dir / largest.name / "passages.faiss"
-    return vector_index.centroids(faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY))
+    try:
+        return vector_index.centroids(faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY))
+    except RuntimeError as error:  # FAISS's error for a damaged file
+        raise StoreError(_broken(index_dir, f"{largest.name}/passages.faiss is unreadable ({error})")) from error
 
 
 def _write_segment(index_dir: Path, name: str, parts: Parts, centroids: np.ndarray | None) -> dict:
@@ -1083,7 +1092,9 @@ class LocalWriter:
                     entry["deleted"].append(row)
         if change.upserts:
             parts = parts_of(change.upserts, model["dimension"])
-            centroids = shared_centroids(self.index_dir, self.segments)
+            kept = [Catalog(self.index_dir, e) for e in entries if _has_live_articles(e)]
+            live = sum(int(c.live_counts()[1]) for c in kept) + len(parts.passages)
+            centroids = shared_centroids(self.index_dir, kept, live_passages=live)
             entries.append(_write_segment(self.index_dir, self._next_name(), parts, centroids))
         sources = {name: vars(source) for name, source in self.sources().items() if name not in change.dropped_sources}
         sources.update({name: vars(source) for name, source in change.sources.items()})
@@ -1092,7 +1103,7 @@ class LocalWriter:
 
     def _switch(self, entries: list[dict], *, model: dict, chunking: dict, sources: dict) -> None:
         """Write the manifest naming `entries` (segments with no live article are dropped) and reopen them."""
-        kept = [e for e in entries if len(e["deleted"]) < e["counts"]["articles"]]
+        kept = [e for e in entries if _has_live_articles(e)]
         catalogs = [Catalog(self.index_dir, entry) for entry in kept]
         old = [s.entry["name"] for s in self.segments] + self.replaced
         self.replaced = []
@@ -1139,7 +1150,8 @@ class LocalWriter:
         """Replace the segments from `first` on by one segment of their live articles, after checking checksums."""
         self._verify(first)
         entries = [s.entry for s in self.segments[:first]]
-        centroids = shared_centroids(self.index_dir, self.segments[:first])
+        live = sum(int(s.live_counts()[1]) for s in self.segments)
+        centroids = shared_centroids(self.index_dir, self.segments[:first], live_passages=live)
         merged = _write_merged(self.index_dir, self._next_name(), self.segments[first:], model["dimension"], centroids)
         entries += [merged] if merged else []
         self._switch(entries, model=model, chunking=self.manifest["chunking"], sources=self.manifest["sources"])

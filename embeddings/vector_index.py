@@ -1,4 +1,5 @@
-"""Vector index tiers: exact inner-product search while it is fast enough, IVF with float16 codes above.
+"""Vector index tiers: exact inner-product search while it is fast enough, IVF with float16 codes above (or over the
+inverted lists of a larger index of the same store, whatever the size).
 
 Both tiers take unit vectors and return inner-product scores; row i is vector i in either.
 """
@@ -20,11 +21,18 @@ EXACT_LIMIT = 50_000
 NPROBE = 64
 """Inverted lists visited per query in the approximate tier (the benchmark reports its recall@10 against exact)."""
 
-# FAISS's OpenMP thread count is process-wide, so it is set here once: searches run with one thread (for a question
-# or two, threads cost more than they save: a 10k exact search took 20 ms with 2 threads on a busy 2-core machine and
-# 0.6 ms with one). Only index builds, serialized by a lock, use every core for a while.
-faiss.omp_set_num_threads(1)
+# FAISS's OpenMP thread count is a setting of each thread: searches run with one thread, set once per thread that
+# searches (for a question or two, threads cost more than they save: a 10k exact search took 20 ms with 2 threads on
+# a busy 2-core machine and 0.6 ms with one). Only index builds, serialized by a lock, use every core for a while.
+_searching = threading.local()
 _building = threading.Lock()
+
+
+def _one_thread() -> None:
+    """Set FAISS to one thread in the calling thread, once."""
+    if not getattr(_searching, "one_thread", False):
+        faiss.omp_set_num_threads(1)
+        _searching.one_thread = True
 
 
 @contextlib.contextmanager
@@ -110,11 +118,19 @@ def centroids(index: faiss.Index) -> np.ndarray | None:
 
 def search(index: faiss.Index, queries: np.ndarray, k: int, *, admitted: np.ndarray | None = None) -> tuple:
     """Return (scores, rows) of the k best rows per query (one thread: see the top of this module); only `admitted`
-    rows (a boolean mask over the index's rows) if given."""
+    rows (a boolean mask over the index's rows) if given.
+
+    An IVF index visits more lists the fewer rows `admitted` leaves, so that it meets as many admitted rows as an
+    unfiltered search meets rows (every list, an exact search, when few are admitted).
+    """
+    _one_thread()
     bits = np.packbits(admitted, bitorder="little") if admitted is not None else None  # alive during the search
     selector = faiss.IDSelectorBitmap(len(admitted), faiss.swig_ptr(bits)) if bits is not None else None
-    if faiss.try_extract_index_ivf(index) is not None:
-        parameters = faiss.SearchParametersIVF(sel=selector, nprobe=NPROBE)
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        share = 1.0 if admitted is None else max(int(np.count_nonzero(admitted)), 1) / max(index.ntotal, 1)
+        probes = min(ivf.nlist, math.ceil(NPROBE / share))
+        parameters = faiss.SearchParametersIVF(sel=selector, nprobe=probes)
     else:
         parameters = faiss.SearchParameters(sel=selector) if selector is not None else None
     return index.search(queries, k, params=parameters)

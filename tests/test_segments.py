@@ -251,15 +251,21 @@ def test_an_unexpected_failure_reading_one_file_names_it_and_keeps_what_is_index
     assert set(index_store.load(index_dir).article_by_id) == {"plain", "page", "other"}
 
 
+def write_reports(feed, count: int, *, first: int = 0) -> None:
+    """Write `count` one-sentence price reports as a JSONL feed, numbered from `first`."""
+    places, things = ["Oslo", "Lima", "Hanoi", "Accra", "Quito", "Riga"], ["wheat", "steel", "rents", "fares", "wages"]
+    pairs = itertools.islice(itertools.cycle(itertools.product(places, things)), first, first + count)
+    with feed.open("w", encoding="utf-8") as handle:
+        for n, (place, thing) in enumerate(pairs, first):
+            text = f"In {place}, the price of {thing} rose by {n % 37 + 2} percent in week {n}, officials said."
+            handle.write(json.dumps({"id": f"report-{n}", "text": text}) + "\n")
+
+
 def test_segments_written_beside_an_approximate_one_share_its_lists(tmp_path, encoder, monkeypatch):
     """A question visits the same share of every segment's vectors: small segments are not scanned whole."""
     monkeypatch.setattr(vector_index, "EXACT_LIMIT", 300)
     feed, index_dir = tmp_path / "reports.jsonl", tmp_path / "index"
-    places, things = ["Oslo", "Lima", "Hanoi", "Accra", "Quito", "Riga"], ["wheat", "steel", "rents", "fares", "wages"]
-    with feed.open("w", encoding="utf-8") as handle:
-        for n, (place, thing) in enumerate(itertools.islice(itertools.cycle(itertools.product(places, things)), 400)):
-            text = f"In {place}, the price of {thing} rose by {n % 37 + 2} percent in week {n}, officials said."
-            handle.write(json.dumps({"id": f"report-{n}", "text": text}) + "\n")
+    write_reports(feed, 400)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     update_index([feed], index_dir=index_dir, encoder=encoder, progress=False)
@@ -288,10 +294,30 @@ def test_a_large_index_searches_on_two_threads_with_the_same_results(tmp_path, e
     assert len(index_store.load(index_dir).segments) == 2
     serial = results(index_dir, encoder)
     monkeypatch.setattr(index_store, "PARALLEL_PASSAGES", 0)
-    threads = []
-    search = vector_index.search
+    threads, lexical_threads = [], []
+    search, lexical = vector_index.search, index_store.Store.lexical
     monkeypatch.setattr(
         vector_index, "search", lambda *a, **k: threads.append(threading.current_thread().name) or search(*a, **k)
     )
+    monkeypatch.setattr(
+        index_store.Store,
+        "lexical",
+        lambda *a, **k: lexical_threads.append(threading.current_thread().name) or lexical(*a, **k),
+    )
     assert results(index_dir, encoder) == serial
     assert threads and all(name.startswith("index-searches") for name in threads)
+    assert any(name.startswith("index-searches") for name in lexical_threads)  # BM25 beside FAISS in a question
+
+
+def test_a_store_left_small_by_a_change_is_searched_exactly_again(tmp_path, encoder, monkeypatch):
+    monkeypatch.setattr(vector_index, "EXACT_LIMIT", 300)
+    feed, index_dir = tmp_path / "reports.jsonl", tmp_path / "index"
+    write_reports(feed, 400)
+    update_index([feed], index_dir=index_dir, encoder=encoder, progress=False)
+    assert vector_index.centroids(index_store.load(index_dir).segments[0].index) is not None
+    write_reports(feed, 20, first=1000)  # the feed replaced: its 400 reports are deleted
+    update_index([feed], index_dir=index_dir, encoder=encoder, progress=False)
+    store = index_store.load(index_dir)
+    assert len(store.segments) == 1 and vector_index.centroids(store.segments[0].index) is None
+    vectors = store.segments[0].index.reconstruct_n(0, 20)
+    assert [len(store.dense(vector, k=10)[1]) for vector in vectors] == [10] * 20

@@ -50,19 +50,33 @@ def test_search_restricts_both_tiers_to_admitted_rows():
         assert rows.size and admitted[rows[rows >= 0]].all()
 
 
-def test_concurrent_searches_leave_the_process_thread_setting_alone(monkeypatch):
-    """FAISS's thread count is process-wide: searches from many sessions at once must not save and restore it."""
+def test_searches_run_with_one_faiss_thread_on_every_thread():
+    """FAISS's thread count is a setting of each thread: a search on a new thread (a chat session, the store's search
+    threads) must not run with one thread per core."""
     from concurrent.futures import ThreadPoolExecutor
 
     vectors = clustered_unit_vectors(2000)
     index = vector_index.build(vectors, exact_limit=1000)  # builds may use every core, and set one thread back
-    assert faiss.omp_get_max_threads() == 1
-    calls = []
-    monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: calls.append(n))
+
+    def search(i: int) -> tuple:
+        return vector_index.search(index, vectors[i : i + 1], 5)[1], faiss.omp_get_max_threads()
+
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda i: vector_index.search(index, vectors[i : i + 1], 5)[1], range(200)))
-    assert calls == [] and faiss.omp_get_max_threads() == 1
-    assert all(result[0][0] == i for i, result in enumerate(results))  # each vector finds itself first
+        results = list(pool.map(search, range(200)))
+    assert all(threads == 1 for _, threads in results)
+    assert all(rows[0][0] == i for i, (rows, _) in enumerate(results))  # each vector finds itself first
+
+
+def test_a_filtered_approximate_search_finds_the_few_admitted_rows_exactly():
+    vectors, queries = clustered_unit_vectors(20_000), clustered_unit_vectors(50, seed=1)
+    index = vector_index.build(vectors, exact_limit=5_000)
+    for count in (3, 30, 300):
+        admitted = np.zeros(len(vectors), dtype=bool)
+        admitted[np.random.default_rng(count).choice(len(vectors), count, replace=False)] = True
+        rows = np.flatnonzero(admitted)
+        truth = rows[exact_top(vectors[rows], queries, min(10, count))]
+        found = vector_index.search(index, queries, min(10, count), admitted=admitted)[1]
+        assert (found == truth).all()
 
 
 def test_an_index_built_from_blocks_is_the_index_built_at_once():
