@@ -22,9 +22,6 @@ _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
 _NEWLINE = re.compile(r"\n")
 _FIRST_CHAR = re.compile(r"\s*(\S)")
 _SHORT_QUOTE_CHARS = 20
-_OPENING_NEXT = re.compile(r"^\s+[\"“]")
-"""A quotation mark opening the next sentence: a quotation that goes on after a sentence ends is opened again
-(`afterwards. "I was lucky ...`), which does not close the one before."""
 
 CHUNKING = {"passage_words": 150, "max_sentences": 10, "overlap_sentences": 1}
 """How articles are cut into passages; recorded in the index manifest (other settings re-embed everything)."""
@@ -45,7 +42,7 @@ def _inside_short_quote(text: str, segment_start: int, end: int, limit: int) -> 
     segment = text[segment_start:end]
     open_curly = segment.count("“") > segment.count("”")
     open_straight = segment.count('"') % 2 == 1
-    ahead = _OPENING_NEXT.sub("", text[end : min(end + _SHORT_QUOTE_CHARS, limit)], count=1)
+    ahead = text[end : min(end + _SHORT_QUOTE_CHARS, limit)]
     return (open_curly and "”" in ahead) or (open_straight and '"' in ahead)
 
 

@@ -29,19 +29,6 @@ def test_sentence_splitting_respects_abbreviations_initials_and_quotes():
     ]
 
 
-def test_a_quotation_opened_again_after_a_sentence_does_not_join_the_two():
-    # A quotation running on over several sentences (paragraphs, in the original) opens again at each one.
-    text = (
-        'Asked for his worst memory, he said: "To be sent off against Argentina. "I was lucky because I had a manager'
-        ' who supported me. "I believe it changed me for the better."'
-    )
-    assert sentences_of(text) == [
-        'Asked for his worst memory, he said: "To be sent off against Argentina.',
-        '"I was lucky because I had a manager who supported me.',
-        '"I believe it changed me for the better."',
-    ]
-
-
 def test_line_breaks_end_sentences_unless_the_line_stops_mid_sentence():
     text = "First paragraph ends here.\nSecond one starts\nand continues on a wrapped line.\nThird."
     assert sentences_of(text) == [
