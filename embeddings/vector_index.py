@@ -18,6 +18,10 @@ import numpy as np
 EXACT_LIMIT = 50_000
 """Largest number of vectors an index searches exactly (unless it shares the lists of a larger one): a flat scan of
 100k took 20 ms on a busy 2-core machine, IVF 3 ms."""
+SHARED_LISTS_MINIMUM = 1_024
+"""Fewest vectors put in the inverted lists of another index: below, a flat scan (1.5 MB) costs less than probing
+lists, and copying the lists' centroids (1.2 MB at 1M passages) into the index file would make small writes large
+(adding 1 article to a 1M index wrote 2.7 MB with them, 139 KB without)."""
 NPROBE = 64
 """Inverted lists visited per query in the approximate tier (the benchmark reports its recall@10 against exact)."""
 
@@ -81,11 +85,13 @@ def build_from_blocks(
     """Return the index `build` makes of `count` unit vectors given as consecutive `blocks()` of rows.
 
     `sample(rows)` returns the vectors of the sorted `rows` (IVF training); only a block is held besides the index.
-    `centroids`: the inverted lists' centroids of another index of the same store. Given, the index is IVF over them
-    whatever its size, untrained: a segment beside a large one then costs the same share of its vectors per search
-    as the large one (NPROBE of the same lists), not a flat scan of all of them.
+    `centroids`: the inverted lists' centroids of another index of the same store. Given, the index is IVF over them,
+    untrained, whatever its size above SHARED_LISTS_MINIMUM: a segment beside a large one then costs the same share
+    of its vectors per search as the large one (NPROBE of the same lists), not a flat scan of all of them.
     """
     exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit
+    if count <= SHARED_LISTS_MINIMUM:
+        centroids = None
     if count == 0 or (centroids is None and count <= exact_limit):
         index = faiss.IndexFlatIP(dimension)
         for block in blocks():

@@ -264,6 +264,7 @@ def write_reports(feed, count: int, *, first: int = 0) -> None:
 def test_segments_written_beside_an_approximate_one_share_its_lists(tmp_path, encoder, monkeypatch):
     """A question visits the same share of every segment's vectors: small segments are not scanned whole."""
     monkeypatch.setattr(vector_index, "EXACT_LIMIT", 300)
+    monkeypatch.setattr(vector_index, "SHARED_LISTS_MINIMUM", 2)  # the seeds' segments hold 4-19 passages
     feed, index_dir = tmp_path / "reports.jsonl", tmp_path / "index"
     write_reports(feed, 400)
     corpus = tmp_path / "corpus"
@@ -311,6 +312,7 @@ def test_a_large_index_searches_on_two_threads_with_the_same_results(tmp_path, e
 
 def test_a_store_left_small_by_a_change_is_searched_exactly_again(tmp_path, encoder, monkeypatch):
     monkeypatch.setattr(vector_index, "EXACT_LIMIT", 300)
+    monkeypatch.setattr(vector_index, "SHARED_LISTS_MINIMUM", 2)
     feed, index_dir = tmp_path / "reports.jsonl", tmp_path / "index"
     write_reports(feed, 400)
     update_index([feed], index_dir=index_dir, encoder=encoder, progress=False)

@@ -89,3 +89,11 @@ def test_an_index_built_from_blocks_is_the_index_built_at_once():
         )  # fmt: skip
         assert type(in_blocks) is type(whole) and in_blocks.ntotal == len(vectors)
         assert np.array_equal(faiss.serialize_index(in_blocks), faiss.serialize_index(whole))
+
+
+def test_an_index_shares_another_ones_lists_above_a_minimum_size():
+    vectors = clustered_unit_vectors(6_000)
+    lists = vector_index.centroids(vector_index.build(vectors, exact_limit=2_000))
+    small, large = vectors[: vector_index.SHARED_LISTS_MINIMUM], vectors[: vector_index.SHARED_LISTS_MINIMUM + 1]
+    assert vector_index.centroids(vector_index.build(small, centroids=lists)) is None  # exact, and no copy of lists
+    assert np.array_equal(vector_index.centroids(vector_index.build(large, centroids=lists)), lists)
