@@ -242,11 +242,15 @@ class Catalog:
     def live_counts(self) -> np.ndarray:
         """Return how many articles, passages and sentences of the segment are live."""
         counts = self.entry["counts"]
-        ends = np.append(self.articles[1:, 1:], [[counts["passages"], counts["sentences"]]], axis=0)
-        gone = (ends - self.articles[:, 1:])[self.deleted].sum(axis=0) if len(self.deleted) else (0, 0)
-        return np.array(
-            [len(self.articles) - len(self.deleted), counts["passages"] - gone[0], counts["sentences"] - gone[1]]
-        )
+        live = np.array([len(self.articles), counts["passages"], counts["sentences"]])
+        if not len(self.deleted):
+            return live
+        # A deleted article's passages and sentences run to the next article's first ones (or the segment's end).
+        last = len(self.articles) - 1
+        following = self.articles[np.minimum(self.deleted + 1, last), 1:]
+        following[self.deleted == last] = (counts["passages"], counts["sentences"])
+        gone = (following - self.articles[self.deleted, 1:]).sum(axis=0)
+        return live - np.array([len(self.deleted), gone[0], gone[1]])
 
 
 class Segment(Catalog):
@@ -1095,9 +1099,11 @@ class LocalWriter:
                     entry["deleted"].append(row)
         if change.upserts:
             parts = parts_of(change.upserts, model["dimension"])
-            kept = [Catalog(self.index_dir, e) for e in entries if _has_live_articles(e)]
-            live = sum(int(c.live_counts()[1]) for c in kept) + len(parts.passages)
-            centroids = shared_centroids(self.index_dir, kept, live_passages=live)
+            centroids = None
+            if len(parts.passages) > vector_index.SHARED_LISTS_MINIMUM:  # else exact whatever its siblings
+                kept = [Catalog(self.index_dir, e) for e in entries if _has_live_articles(e)]
+                live = sum(int(c.live_counts()[1]) for c in kept) + len(parts.passages)
+                centroids = shared_centroids(self.index_dir, kept, live_passages=live)
             entries.append(_write_segment(self.index_dir, self._next_name(), parts, centroids))
         sources = {name: vars(source) for name, source in self.sources().items() if name not in change.dropped_sources}
         sources.update({name: vars(source) for name, source in change.sources.items()})
@@ -1153,8 +1159,10 @@ class LocalWriter:
         """Replace the segments from `first` on by one segment of their live articles, after checking checksums."""
         self._verify(first)
         entries = [s.entry for s in self.segments[:first]]
-        live = sum(int(s.live_counts()[1]) for s in self.segments)
-        centroids = shared_centroids(self.index_dir, self.segments[:first], live_passages=live)
+        live = [int(s.live_counts()[1]) for s in self.segments]
+        centroids = None
+        if sum(live[first:]) > vector_index.SHARED_LISTS_MINIMUM:  # else exact whatever its siblings
+            centroids = shared_centroids(self.index_dir, self.segments[:first], live_passages=sum(live))
         merged = _write_merged(self.index_dir, self._next_name(), self.segments[first:], model["dimension"], centroids)
         entries += [merged] if merged else []
         self._switch(entries, model=model, chunking=self.manifest["chunking"], sources=self.manifest["sources"])
