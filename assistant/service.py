@@ -149,7 +149,7 @@ class Assistant:
         reading, shape = self._follow_up_reading(question, reading, earlier, lead, who_else=who_else)
         # "he" may be someone the answer before the last one introduced ("Who is the musical director?", then two
         # follow-ups): the full names the last two answers quoted first come with a person pronoun.
-        recent = " ".join(quoted_first(self.store, turn) for turn in turns[-CONTEXT_TURNS:])
+        recent = " ".join([quoted_first(self.store, turn) for turn in turns[-CONTEXT_TURNS:-1]] + [quoted])
         query = contextual_query(reading.query, earlier_queries, follow_up=True, quoted=recent)
         # A follow-up's words name the act an earlier answer quoted: a purpose after them is its reason; a bare
         # "Why?" asks about the act the question before it named.

@@ -3,9 +3,9 @@
 bench/run.py's 100k-1M corpora repeat the 31,774 BBC+Reuters passages with noise, so a question's nearest
 neighbours are copies of one passage and its recall@10 says little about an archive of distinct texts. This script
 builds the IVF tier over the real sentence vectors of an index (the BBC+Reuters index holds 142,184), as one index
-and as five segments (60, 25, 10, 3.5 and 1.5% of them) built the way the store builds them (the first trains its
-lists, the later ones use its centroids), and prints recall@10 against exact search and the median search time, for
-SQuAD questions and for points near real sentences (cosine about 0.6).
+and as five segments (60, 25, 10, 3.5 and 1.5% of them), each built alone (as the store did before) or the way the
+store builds them now (the first trains its lists, the later ones use its centroids), and prints recall@10 against
+exact search and the median search time, for SQuAD questions and for points near real sentences (cosine about 0.6).
 
 Run from the repository root, on an index of at least 100,000 sentences:
 
@@ -56,13 +56,14 @@ def queries(index_dir: Path, squad: Path, vectors: np.ndarray) -> dict[str, np.n
     return {"SQuAD questions": encoder.encode(asked), "near sentences": near / np.linalg.norm(near, axis=1)[:, None]}
 
 
-def segments(vectors: np.ndarray) -> list[tuple[int, faiss.Index]]:
-    """Return (first row, index) of each segment: the first trains its lists, the others use its centroids."""
+def segments(vectors: np.ndarray, *, shared: bool) -> list[tuple[int, faiss.Index]]:
+    """Return (first row, index) of each segment: the first trains its lists; the others use its centroids if
+    `shared`, else each is built alone (its own lists above EXACT_LIMIT, exact below: the store before sharing)."""
     bounds = np.concatenate([[0], (np.cumsum(SHARES) * len(vectors)).astype(int)])
     bounds[-1] = len(vectors)
     first = vector_index.build(vectors[: bounds[1]])
-    shared = vector_index.centroids(first)
-    rest = [vector_index.build(vectors[a:b], centroids=shared) for a, b in itertools.pairwise(bounds[1:])]
+    lists = vector_index.centroids(first) if shared else None
+    rest = [vector_index.build(vectors[a:b], centroids=lists) for a, b in itertools.pairwise(bounds[1:])]
     return list(zip(bounds[:-1].tolist(), [first, *rest]))
 
 
@@ -91,7 +92,11 @@ def main() -> None:
     sets = queries(args.index_dir, args.squad, vectors)
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
-    layouts = {"one index": [(0, vector_index.build(vectors))], "five segments, shared lists": segments(vectors)}
+    layouts = {
+        "one index": [(0, vector_index.build(vectors))],
+        "five segments, each alone": segments(vectors, shared=False),
+        "five segments, shared lists": segments(vectors, shared=True),
+    }
     print(f"{len(vectors):,} real sentence vectors; IVF probes {vector_index.NPROBE} lists; {QUERIES} queries a set")
     for name, parts in layouts.items():
         lists = [vector_index.centroids(index) for _, index in parts]

@@ -511,8 +511,7 @@ class Store:
         searched = [(s, m) for s, m in zip(self.segments, self._admitted(filters)) if m is None or m.any()]
         if not searched:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        parallel = self.passage_count > PARALLEL_PASSAGES
-        found = list((_SEARCHES.map if parallel else map)(search, *zip(*searched)))
+        found = list((_SEARCHES.map if self.searches_in_parallel else map)(search, *zip(*searched)))
         scores, rows = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
         best = np.argsort(-scores, kind="stable")[:k]
         return scores[best], rows[best]
@@ -564,7 +563,7 @@ class Store:
         In a large index the two searches, and the segments' FAISS searches, run side by side on the search threads
         (FAISS and numpy's array work release the GIL).
         """
-        if self.passage_count > PARALLEL_PASSAGES:  # pool tasks never wait for others: no deadlock
+        if self.searches_in_parallel:  # pool tasks never wait for others: no deadlock
             lexical = _SEARCHES.submit(self.lexical, terms, k=k, filters=filters)
             rankings = [self.dense(vector, k=k, filters=filters)[1], lexical.result()[1]]
         else:
@@ -597,6 +596,11 @@ class Store:
             passage_of_sentence[table[row, FIRST_SENTENCE] : table[row, SENTENCE_STOP]] = row
         run_starts = np.flatnonzero(np.diff(passage_of_sentence, prepend=-1))
         return vectors, run_starts, passage_of_sentence[run_starts]
+
+    @property
+    def searches_in_parallel(self) -> bool:
+        """Return True if a question's searches run on the search threads (a large index)."""
+        return self.passage_count > PARALLEL_PASSAGES
 
     @property
     def exhaustive(self) -> bool:
@@ -935,16 +939,21 @@ def _has_live_articles(entry: dict) -> bool:
     return len(entry["deleted"]) < entry["counts"]["articles"]
 
 
-def shared_centroids(index_dir: Path, candidates: list[Catalog], *, live_passages: int) -> np.ndarray | None:
-    """Return the inverted lists' centroids of the candidate with the most live passages, None if it is searched
-    exactly or the store's `live_passages` (after the change) are few enough to be searched exactly.
+def shared_centroids(index_dir: Path, candidates: Iterable[Catalog], *, passages: int) -> np.ndarray | None:
+    """Return the inverted lists' centroids of the candidate with the most live passages, for a new segment of
+    `passages` beside the `candidates` (the other segments after the change); None if that segment is too small to
+    take them, the candidate is searched exactly, or all their live passages are few enough to be searched exactly.
 
     Every segment written beside an approximate one uses its lists: a question then visits the same share of every
     segment's vectors, as in one index of them all, instead of scanning small segments whole.
     """
-    if not candidates or live_passages <= vector_index.EXACT_LIMIT:
+    if not vector_index.takes_shared_lists(passages):
         return None
-    largest = max(candidates, key=lambda segment: segment.live_counts()[1])
+    candidates = list(candidates)
+    live = [int(c.live_counts()[1]) for c in candidates]
+    if not candidates or passages + sum(live) <= vector_index.EXACT_LIMIT:
+        return None
+    largest = candidates[int(np.argmax(live))]
     path = index_dir / largest.name / "passages.faiss"
     try:
         return vector_index.centroids(faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY))
@@ -1099,11 +1108,8 @@ class LocalWriter:
                     entry["deleted"].append(row)
         if change.upserts:
             parts = parts_of(change.upserts, model["dimension"])
-            centroids = None
-            if len(parts.passages) > vector_index.SHARED_LISTS_MINIMUM:  # else exact whatever its siblings
-                kept = [Catalog(self.index_dir, e) for e in entries if _has_live_articles(e)]
-                live = sum(int(c.live_counts()[1]) for c in kept) + len(parts.passages)
-                centroids = shared_centroids(self.index_dir, kept, live_passages=live)
+            kept = (Catalog(self.index_dir, e) for e in entries if _has_live_articles(e))  # opened only if needed
+            centroids = shared_centroids(self.index_dir, kept, passages=len(parts.passages))
             entries.append(_write_segment(self.index_dir, self._next_name(), parts, centroids))
         sources = {name: vars(source) for name, source in self.sources().items() if name not in change.dropped_sources}
         sources.update({name: vars(source) for name, source in change.sources.items()})
@@ -1159,10 +1165,8 @@ class LocalWriter:
         """Replace the segments from `first` on by one segment of their live articles, after checking checksums."""
         self._verify(first)
         entries = [s.entry for s in self.segments[:first]]
-        live = [int(s.live_counts()[1]) for s in self.segments]
-        centroids = None
-        if sum(live[first:]) > vector_index.SHARED_LISTS_MINIMUM:  # else exact whatever its siblings
-            centroids = shared_centroids(self.index_dir, self.segments[:first], live_passages=sum(live))
+        merged_passages = sum(int(s.live_counts()[1]) for s in self.segments[first:])
+        centroids = shared_centroids(self.index_dir, self.segments[:first], passages=merged_passages)
         merged = _write_merged(self.index_dir, self._next_name(), self.segments[first:], model["dimension"], centroids)
         entries += [merged] if merged else []
         self._switch(entries, model=model, chunking=self.manifest["chunking"], sources=self.manifest["sources"])

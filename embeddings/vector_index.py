@@ -90,7 +90,7 @@ def build_from_blocks(
     of its vectors per search as the large one (NPROBE of the same lists), not a flat scan of all of them.
     """
     exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit
-    if count <= SHARED_LISTS_MINIMUM:
+    if not takes_shared_lists(count):
         centroids = None
     if count == 0 or (centroids is None and count <= exact_limit):
         index = faiss.IndexFlatIP(dimension)
@@ -114,6 +114,11 @@ def build_from_blocks(
     index.make_direct_map()  # reconstruct(row) for dense scores of lexical-only hits
     index.nprobe = NPROBE
     return index
+
+
+def takes_shared_lists(count: int) -> bool:
+    """Return True if an index of `count` vectors goes in another index's inverted lists when given their centroids."""
+    return count > SHARED_LISTS_MINIMUM
 
 
 def centroids(index: faiss.Index) -> np.ndarray | None:
